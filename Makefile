@@ -1,0 +1,48 @@
+# proxflow-edu: `make run` runs the course headless, `make test` runs every test. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.py))
+export PYTHONHASHSEED := 0
+
+.PHONY: setup run test lab sync book clean bench
+
+setup: $(STAMP)
+
+# (re)install when requirements.txt or pyproject.toml change; torch first, from the local wheel cache
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(VENV)/bin/pip check
+	touch $(STAMP)
+
+# every notebook through papermill with its default (lecture) parameters; outputs under build/
+run: setup
+	@mkdir -p build/notebooks
+	@for nb in $(NOTEBOOKS); do \
+	  name=$$(basename $$nb .py); \
+	  echo "== $$name"; \
+	  $(VENV)/bin/jupytext --to ipynb -q -o build/notebooks/$$name.src.ipynb $$nb && \
+	  ( cd notebooks && ../$(VENV)/bin/papermill -k python3 --cwd . ../build/notebooks/$$name.src.ipynb \
+	      ../build/notebooks/$$name.ipynb --log-level WARNING ) || exit 1; \
+	done
+
+test: setup
+	$(PY) -m pytest -q
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+# repair the jupytext pairs (.py percent <-> .ipynb), newest side wins, outputs stripped
+sync: setup
+	$(VENV)/bin/jupytext --sync $(NOTEBOOKS)
+	$(VENV)/bin/jupyter nbconvert --clear-output --inplace notebooks/*.ipynb
+
+bench: setup
+	$(PY) benchmarks/train_step.py
+
+clean:
+	rm -rf build book/_build .pytest_cache
