@@ -30,8 +30,9 @@ run: setup
 	      ../build/notebooks/$$name.ipynb --log-level WARNING ) || exit 1; \
 	done
 
+# the unit tests, the notebooks through papermill, and the committed .ipynb files through nbval (smoke mode)
 test: setup
-	$(PY) -m pytest -q
+	PROXFLOW_SMOKE=1 $(PY) -m pytest -q --nbval-lax --durations=15 tests notebooks
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
