@@ -10,11 +10,12 @@ The four variants of the ablation (46)-(49) differ only in two switches:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -254,6 +255,22 @@ def _lr_factor(config: FlowConfig) -> Callable[[int], float]:
     return lambda it: low + (1 - low) * 0.5 * (1 + math.cos(math.pi * min(it, n) / n))
 
 
+@contextlib.contextmanager
+def _cpu_threads(config: FlowConfig) -> Iterator[None]:
+    """One intra-op thread for the toy MLPs on the CPU.
+
+    Their matrices (200 x 48) are too small to gain from threads, and when several processes share
+    the cores (a notebook kernel beside a test run), spinning OpenMP threads make a step 10x slower.
+    """
+    before = torch.get_num_threads()
+    if config.arch == "mlp" and config.device == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train(config: FlowConfig, data: Tensor, progress: bool = True) -> TrainResult:
     """Train the flow of ``config`` on ``data`` (rows are samples of pi).
 
@@ -267,6 +284,11 @@ def train(config: FlowConfig, data: Tensor, progress: bool = True) -> TrainResul
         progress: show a tqdm bar.
     """
     data = check_data(data, config)
+    with _cpu_threads(config):
+        return _train(config, data, progress)
+
+
+def _train(config: FlowConfig, data: Tensor, progress: bool) -> TrainResult:
     event_shape = tuple(data.shape[1:])
     c, dev = config, config.device
     M, K = c.batch_size, c.disc_steps
