@@ -71,7 +71,7 @@ def built_html() -> Path:
         start = time.perf_counter()
         proc = book_build.build(quiet=True)
         if proc.returncode != 0:
-            log = proc.stdout or ""
+            log = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout or "")  # no ANSI colours in the report
             interesting = [line for line in log.splitlines()
                            if re.search(r"WARNING|ERROR|Error|Traceback|failed", line)]
             pytest.fail("`make book` failed (jupyter-book exit status {}):\n{}\n--- last lines ---\n{}".format(
@@ -187,6 +187,12 @@ def test_page_in_browser(page: str, site: str, browser_context: Any) -> None:
     visit = PageVisit(browser_context, _page_url(site, page))
     p = visit.page
     try:
+        if p.locator(".math").count():
+            p.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+            p.evaluate("() => MathJax.startup.promise")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # first, so that a failing page has its screenshot too
+        p.screenshot(path=str(SCREENSHOTS / f"{page.replace('/', '__')}.png"), full_page=True)
+
         assert visit.response is not None and visit.response.ok, f"{page}.html: HTTP {visit.response and visit.response.status}"
         # title: "<first heading> — <book title>"
         h1 = p.locator("main h1").first.inner_text().strip().rstrip("#¶").strip()
@@ -207,14 +213,31 @@ def test_page_in_browser(page: str, site: str, browser_context: Any) -> None:
         # math: wherever Sphinx emitted math, MathJax (the bundled copy) typeset it, without TeX errors
         n_math = p.locator(".math").count()
         if n_math:
-            p.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=PAGE_TIMEOUT_MS)
-            p.evaluate("() => MathJax.startup.promise")
             n_typeset = p.locator("mjx-container").count()
             assert n_typeset >= n_math, f"{page}: {n_math} math elements but {n_typeset} mjx-container (math not typeset)"
             tex_errors = p.evaluate("() => Array.from(document.querySelectorAll('mjx-merror'))"
                                     ".map(e => e.getAttribute('data-mjx-error') || e.textContent)")
             assert not tex_errors, f"{page}: TeX errors in the math: {tex_errors}"
             assert p.evaluate("() => MathJax.version").startswith("3."), f"{page}: unexpected MathJax"
+            too_wide = p.evaluate("() => Array.from(document.querySelectorAll('div.math'))"
+                                  ".filter(e => e.scrollWidth > e.clientWidth + 2).map(e => e.textContent.slice(0, 80))")
+            if too_wide:
+                warnings.warn(f"{page}: display equations wider than the text column (readers must scroll): "
+                              f"{too_wide}", stacklevel=1)
+
+        # no TeX left untypeset in the text (a `|` inside $...$ in a Markdown table, an unclosed $, ...)
+        raw_tex = p.evaluate(r"""() => {
+            const root = document.querySelector('main') || document.body;
+            const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT, {acceptNode(n) {
+                const el = n.parentElement;
+                if (!el || el.closest('pre, code, mjx-container, script, style, .highlight')) return NodeFilter.FILTER_REJECT;
+                return /\$|\\[A-Za-z]{2,}/.test(n.textContent) ? NodeFilter.FILTER_ACCEPT : NodeFilter.FILTER_SKIP;
+            }});
+            const out = [];
+            for (let n = walker.nextNode(); n && out.length < 8; n = walker.nextNode()) out.push(n.textContent.trim().slice(0, 100));
+            return out;
+        }""")
+        assert not raw_tex, f"{page}: TeX shown as plain text (math not typeset): {raw_tex}"
 
         # no traceback / error output
         body = p.inner_text("body")
@@ -228,9 +251,6 @@ def test_page_in_browser(page: str, site: str, browser_context: Any) -> None:
         noisy = [s.strip()[:200] for s in stderr if re.search(r"\w*Warning\b", s)]
         if noisy:
             warnings.warn(f"{page}: warnings printed in the book: {noisy}", stacklevel=1)
-
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        p.screenshot(path=str(SCREENSHOTS / f"{page.replace('/', '__')}.png"), full_page=True)
 
         assert not visit.errors, f"{page}: {visit.errors}"
         assert not visit.failed, f"{page}: failed requests: {visit.failed}"

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from proxflow_edu import checkpoint
+from proxflow_edu.__main__ import main
 from proxflow_edu.data import sample_toy
 from proxflow_edu.train import FlowConfig, train
 
@@ -63,21 +64,25 @@ def test_cli_train_then_sample(tmp_path: Path) -> None:
     r = _cli("train", "--dataset", "8gaussians", "--dim", "4", "--n-iters", "5", "--batch-size", "32",
              "--n-data", "400", "--out", str(run), "--quiet")
     assert r.returncode == 0, r.stderr
+    r = _cli("sample", "--run", str(run), "--n", "50", "--h", "0.2", "--seed", "0", "--out", str(tmp_path / "s5.pt"))
+    assert r.returncode == 0, r.stderr
     for h, n_states in (("0.2", 5), ("0.015625", 64)):
-        out = tmp_path / f"s{n_states}.pt"
-        r = _cli("sample", "--run", str(run), "--n", "50", "--h", h, "--seed", "0", "--out", str(out))
-        assert r.returncode == 0, r.stderr
+        out = tmp_path / f"in_process{n_states}.pt"
+        assert main(["sample", "--run", str(run), "--n", "50", "--h", h, "--seed", "0", "--out", str(out)]) == 0
         x = torch.load(out, weights_only=True)
         assert x.shape == (50, 4) and x.dtype == torch.float32 and torch.isfinite(x).all()
-    again = tmp_path / "again.pt"
-    _cli("sample", "--run", str(run), "--n", "50", "--h", "0.2", "--seed", "0", "--out", str(again))
-    assert torch.equal(torch.load(again, weights_only=True), torch.load(tmp_path / "s5.pt", weights_only=True))
+    # same seed, same h: the same samples, from a separate process too
+    assert torch.equal(torch.load(tmp_path / "in_process5.pt", weights_only=True),
+                       torch.load(tmp_path / "s5.pt", weights_only=True))
+    assert not torch.equal(torch.load(tmp_path / "in_process5.pt", weights_only=True),
+                           torch.load(tmp_path / "in_process64.pt", weights_only=True))
 
 
-def test_cli_reports_bad_input(tmp_path: Path) -> None:
-    r = _cli("train", "--dataset", "moons", "--lam", "-1", "--out", str(tmp_path / "x"))
-    assert r.returncode == 2 and "lam must be > 0" in r.stderr
-    r = _cli("train", "--dataset", "moons", "--h", "0.3", "--out", str(tmp_path / "x"))
-    assert r.returncode == 2 and "multiple of h" in r.stderr
-    r = _cli("sample", "--run", str(tmp_path / "missing"), "--n", "3", "--out", str(tmp_path / "y.pt"))
-    assert r.returncode == 2 and "not found" in r.stderr
+@pytest.mark.parametrize("args, message", [
+    (["train", "--dataset", "moons", "--lam", "-1"], "lam must be > 0"),
+    (["train", "--dataset", "moons", "--h", "0.3"], "multiple of h"),
+    (["sample", "--run", "missing-run", "--n", "3"], "not found"),
+])
+def test_cli_reports_bad_input(args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main([*args, "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
