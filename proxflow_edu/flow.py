@@ -36,8 +36,15 @@ def potential_gradient(potential: Potential, x: Tensor, t: float | Tensor, creat
 
     With ``create_graph=True`` the result stays differentiable w.r.t. the network's
     parameters (and x), which training needs: the loss is back-propagated through
-    grad_x U (second derivatives).
+    grad_x U (second derivatives). Networks with an ``input_gradient(x, t)`` method
+    (the toy MLPs) compute it explicitly; any other callable goes through autograd.
     """
+    explicit = getattr(potential, "input_gradient", None)
+    if explicit is not None:
+        if create_graph:
+            return explicit(x, t)
+        with torch.no_grad():
+            return explicit(x, t)
     with torch.enable_grad():
         if not x.requires_grad:
             x = x.detach().requires_grad_(True)
