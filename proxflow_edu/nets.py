@@ -42,8 +42,46 @@ def _time_column(t: float | Tensor, x: Tensor) -> Tensor:
     return t.expand(x.shape[0]).reshape(-1, 1) if t.dim() == 0 else t.reshape(-1, 1)
 
 
+class _ExplicitGradientMLP(nn.Module):
+    """An MLP ``sizes[0] -> ... -> 1`` that also returns its input gradient by an explicit backward pass.
+
+    Training differentiates through grad_x U (and the gradient penalty through grad_x phi). Writing the
+    input gradient as ordinary tensor operations, g_{k-1} = (g_k * sigma'(z_k)) W_k, gives the values
+    autograd would, but the parameter update then needs only first-order autograd, and sampling needs
+    no autograd at all: about twice as fast on a CPU for these small networks.
+    """
+
+    def __init__(self, sizes: Sequence[int], activation: str) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.activation = activation
+        _init_glorot(self)
+
+    def _act(self, z: Tensor) -> Tensor:
+        return torch.tanh(z) if self.activation == "tanh" else torch.relu(z)
+
+    def output(self, h: Tensor) -> Tensor:
+        """(M, sizes[0]) -> (M,)."""
+        for layer in self.layers[:-1]:
+            h = self._act(layer(h))
+        return self.layers[-1](h).squeeze(1)
+
+    def input_gradient(self, h: Tensor) -> Tensor:
+        """d output / d input, (M, sizes[0]); differentiable w.r.t. the weights and the input."""
+        slopes = []
+        for layer in self.layers[:-1]:
+            z = layer(h)
+            h = self._act(z)
+            # tanh' = 1 - tanh^2; relu' = 1[z > 0] (its derivative is 0 almost everywhere, as in autograd)
+            slopes.append(1 - h * h if self.activation == "tanh" else (z > 0).to(z.dtype))
+        g = self.layers[-1].weight.expand(h.shape[0], -1)
+        for layer, slope in zip(reversed(self.layers[:-1]), reversed(slopes)):
+            g = (g * slope) @ layer.weight
+        return g
+
+
 class MLPPotential(nn.Module):
-    """U_theta(x, t) for x in R^d: an MLP on the concatenation (x, t).
+    """U_theta(x, t) for x in R^d: a tanh MLP on the concatenation (x, t).
 
     Args:
         dim: data dimension d.
@@ -54,12 +92,15 @@ class MLPPotential(nn.Module):
     def __init__(self, dim: int, width: int = 48, depth: int = 5) -> None:
         super().__init__()
         self.dim = dim
-        self.net = _mlp([dim + 1, *[width] * depth, 1], nn.Tanh)
-        _init_glorot(self)
+        self.net = _ExplicitGradientMLP([dim + 1, *[width] * depth, 1], "tanh")
 
     def forward(self, x: Tensor, t: float | Tensor) -> Tensor:
         """x: (M, d), t: float or (M,) -> U: (M,)."""
-        return self.net(torch.cat([x, _time_column(t, x)], dim=1)).squeeze(1)
+        return self.net.output(torch.cat([x, _time_column(t, x)], dim=1))
+
+    def input_gradient(self, x: Tensor, t: float | Tensor) -> Tensor:
+        """grad_x U(x, t), (M, d), by the explicit backward pass."""
+        return self.net.input_gradient(torch.cat([x, _time_column(t, x)], dim=1))[:, : self.dim]
 
 
 class MLPDiscriminator(nn.Module):
@@ -68,22 +109,36 @@ class MLPDiscriminator(nn.Module):
     def __init__(self, dim: int, width: int = 48, depth: int = 3) -> None:
         super().__init__()
         self.dim = dim
-        self.net = _mlp([dim, *[width] * depth, 1], nn.ReLU)
-        _init_glorot(self)
+        self.net = _ExplicitGradientMLP([dim, *[width] * depth, 1], "relu")
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (M, d) -> phi: (M,)."""
-        return self.net(x).squeeze(1)
+        return self.net.output(x)
+
+    def input_gradient(self, x: Tensor) -> Tensor:
+        """grad_x phi(x), (M, d), by the explicit backward pass."""
+        return self.net.input_gradient(x)
 
 
 def _conv_trunk(channels: int = 8, kernel: int = 7) -> nn.Sequential:
-    """(M, 1, 28, 28) -> (M, 392): conv7x7 -> ReLU -> maxpool, twice (method.md §7.1)."""
+    """(M, 1, 28, 28) -> (M, 392): conv7x7 -> ReLU -> maxpool, twice (method.md §7.1).
+
+    Written as conv -> maxpool -> ReLU: ReLU is monotone, so relu(max(a)) = max(relu(a)) and the two
+    orders are the same function (same gradients wherever both are differentiable). Pooling first applies
+    the ReLU and its (double) backward to a tensor 4x smaller, which matters on a CPU because training
+    differentiates through grad_x U (second derivatives).
+    """
     pad = kernel // 2
     return nn.Sequential(
-        nn.Conv2d(1, channels, kernel, padding=pad, bias=False), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(channels, channels, kernel, padding=pad, bias=False), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(1, channels, kernel, padding=pad, bias=False), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Conv2d(channels, channels, kernel, padding=pad, bias=False), nn.MaxPool2d(2), nn.ReLU(),
         nn.Flatten(),
     )
+
+
+def _channels_last(x: Tensor) -> Tensor:
+    """NHWC memory layout (the same values): oneDNN's 8-channel 7x7 convolutions run faster on a CPU in it."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
 class CNNPotential(nn.Module):
@@ -94,10 +149,11 @@ class CNNPotential(nn.Module):
         self.trunk = _conv_trunk()
         self.head = _mlp([392 + 1, width, width, width, 1], nn.ReLU)
         _init_glorot(self)
+        self.trunk.to(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor, t: float | Tensor) -> Tensor:
         """x: (M, 1, 28, 28), t: float or (M,) -> U: (M,)."""
-        h = self.trunk(x)
+        h = self.trunk(_channels_last(x))
         return self.head(torch.cat([h, _time_column(t, h)], dim=1)).squeeze(1)
 
 
@@ -109,10 +165,11 @@ class CNNDiscriminator(nn.Module):
         self.trunk = _conv_trunk()
         self.head = _mlp([392, width, width, width, 1], nn.ReLU)
         _init_glorot(self)
+        self.trunk.to(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (M, 1, 28, 28) -> phi: (M,)."""
-        return self.head(self.trunk(x)).squeeze(1)
+        return self.head(self.trunk(_channels_last(x))).squeeze(1)
 
 
 def count_parameters(module: nn.Module) -> int:
