@@ -219,26 +219,24 @@ P_line = torch.stack([4 * torch.rand(n_points, generator=gen) - 2, torch.full((n
 
 
 def fit_discriminator(gamma: float | None, steps: int, desc: str) -> tuple[MLPDiscriminator, dict[str, list[float]]]:
-    """Ascent on the DV dual (40), plus gamma * GP (41) when gamma is given. A demo of the dual, P fixed."""
+    """Algorithm 1 alone with P fixed (divergences.fit_discriminator), logging the DV estimate and |grad phi|."""
     torch.manual_seed(seed)
     phi = MLPDiscriminator(2)
-    opt = torch.optim.Adam(phi.parameters(), lr=lr, betas=(0.5, 0.9))  # the paper's betas
     log = {"step": [], "dv": [], "grad_norm": []}
-    for step in tqdm(range(steps), desc=desc, leave=False):
-        x = P_line[torch.randint(n_points, (batch_size,), generator=gen)]
-        y = Q_line[torch.randint(n_points, (batch_size,), generator=gen)]
-        dv = divergences.lipschitz_kl_dual(phi(x), phi(y))
-        loss = -dv if gamma is None else -dv + gamma * divergences.gradient_penalty(phi, x, y, L, generator=gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    bar = tqdm(total=steps, desc=desc, leave=False)
+
+    def record(step: int, phi: MLPDiscriminator) -> None:
+        bar.update()
         if step % max(1, steps // 30) == 0 or step == steps - 1:
             log["step"].append(step)
             with torch.no_grad():
                 log["dv"].append(divergences.lipschitz_kl_dual(phi(P_line), phi(Q_line)).item())
-            x_req = P_line[:500].clone().requires_grad_(True)
-            (g,) = torch.autograd.grad(phi(x_req).sum(), x_req)
+            g = divergences.discriminator_gradient(phi, P_line[:500])
             log["grad_norm"].append(g.norm(dim=1).mean().item())
+
+    divergences.fit_discriminator(phi, P_line, Q_line, steps, lr=lr, L=None if gamma is None else L,
+                                  gp_weight=gamma or 0.0, batch_size=batch_size, generator=gen, callback=record)
+    bar.close()
     return phi, log
 
 

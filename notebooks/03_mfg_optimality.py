@@ -42,7 +42,7 @@ import os
 import matplotlib.pyplot as plt
 import torch
 
-from proxflow_edu import diagnostics, metrics, plotting
+from proxflow_edu import diagnostics, divergences, metrics, plotting
 from proxflow_edu.data import sample_toy
 from proxflow_edu.flow import euler_flow, generate, velocity
 from proxflow_edu.train import FlowConfig, train
@@ -265,19 +265,16 @@ result = results["w1w2"]
 def optimality_report(potential, discriminator, x0, cfg):
     """HJ residual (43) raw and centred, terminal error (44), straight-line errors (29), KE, for one flow."""
     path = euler_flow(potential, x0, cfg.T, cfg.h, cfg.lam)
-    states, h, lam, N = path.states, cfg.h, cfg.lam, cfg.n_steps
-    r = torch.stack([diagnostics.hj_residual_pointwise(potential, states[n], n * h, lam) for n in range(N)])
-    times = torch.arange(N + 1, dtype=states.dtype) * h
+    states, h, lam = path.states, cfg.h, cfg.lam
+    times = torch.arange(cfg.n_steps + 1, dtype=states.dtype) * h
     line_phi = diagnostics.straight_line_path(discriminator, path.final, times, cfg.T, lam)
     line_own = path.final - (cfg.T - times)[:, None, None] * path.velocities[-1]
     moved = (path.final - path.states[0]).norm(dim=1).mean()
     ke = diagnostics.kinetic_energy(path.velocities, h).item()
-    with torch.enable_grad():
-        x_req = path.final.clone().requires_grad_(True)
-        (grad_phi,) = torch.autograd.grad(discriminator(x_req).sum(), x_req)
+    grad_phi = divergences.discriminator_gradient(discriminator, path.final).detach()
     return dict(
         R_HJ=diagnostics.hj_residual(potential, states, h, lam),
-        R_HJ_centred=(h * (r - r.mean(dim=1, keepdim=True)).abs().mean(dim=1).sum()).item(),
+        R_HJ_centred=diagnostics.hj_residual(potential, states, h, lam, centered=True),
         lam_KE=lam * ke,
         KE_ratio=ke / diagnostics.chord_kinetic_energy(states, cfg.T).item(),
         R_T=diagnostics.terminal_error(potential, discriminator, path.final, cfg.T),

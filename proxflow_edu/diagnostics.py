@@ -72,15 +72,21 @@ def hj_residual_pointwise(potential: Potential, x: Tensor, t: float, lam: float)
     return gt - gx.flatten(1).pow(2).sum(dim=1) / (2 * lam)
 
 
-def hj_residual(potential: Potential, path: Tensor, h: float, lam: float) -> float:
+def hj_residual(potential: Potential, path: Tensor, h: float, lam: float, centered: bool = False) -> float:
     """R_HJ = h sum_{n<N} (1/M) sum_i |d_t U - |grad U|^2/(2 lambda)| at (x_n^i, t_n)   (43).
 
     Args:
         potential: U(x, t).
         path: (N+1, M, *event) states of a generated path; the last state is not used.
         h: step of the path; lam: lambda.
+        centered: subtract, at each t_n, the mean residual over the particles. Training only sees
+            grad_x U, so U + c(t) is as good as U while its residual is off by c'(t); the centred value
+            ignores that time-only drift.
     """
-    total = sum(hj_residual_pointwise(potential, path[n], n * h, lam).abs().mean() for n in range(path.shape[0] - 1))
+    total = torch.zeros(())
+    for n in range(path.shape[0] - 1):
+        r = hj_residual_pointwise(potential, path[n], n * h, lam)
+        total = total + (r - r.mean() if centered else r).abs().mean()
     return float(h * total)
 
 

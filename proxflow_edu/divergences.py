@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+from torch import nn
+
 import torch
 from torch import Tensor
 from torch.nn import functional as F
@@ -90,3 +92,39 @@ def gradient_penalty(
     """
     x_hat = interpolates(x_generated.detach(), x_target.detach(), generator)
     return gradient_penalty_from_grad(discriminator_gradient(discriminator, x_hat), L)
+
+
+def fit_discriminator(discriminator: nn.Module, x_generated: Tensor, x_target: Tensor, steps: int, lr: float = 1e-3,
+                      L: float | None = None, gp_weight: float = 0.0, batch_size: int = 200,
+                      generator: torch.Generator | None = None,
+                      callback: Callable[[int, nn.Module], None] | None = None) -> list[float]:
+    """Algorithm 1 alone, for fixed samples: ascend the DV dual (40) (minus gp_weight * GP (41) when L is given).
+
+    A teaching tool: with P and Q fixed it shows what the discriminator learns, e.g. that without the
+    Lipschitz bound the estimate grows without limit between mutually singular P and Q.
+
+    Args:
+        discriminator: phi, trained in place.
+        x_generated: (n, *event) samples of P; x_target: (m, *event) samples of Q.
+        steps: Adam steps (betas (0.5, 0.9) as in the paper); lr: learning rate.
+        L, gp_weight: Lipschitz bound and penalty weight (no penalty when L is None).
+        batch_size: minibatch size M.
+        callback: called as callback(step, discriminator) after every step (for logging).
+
+    Returns:
+        the minibatch DV estimate after each step.
+    """
+    opt = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.9))
+    estimates = []
+    for _ in range(steps):
+        x = x_generated[torch.randint(len(x_generated), (batch_size,), generator=generator)]
+        y = x_target[torch.randint(len(x_target), (batch_size,), generator=generator)]
+        dv = lipschitz_kl_dual(discriminator(x), discriminator(y))
+        loss = -dv if L is None else -dv + gp_weight * gradient_penalty(discriminator, x, y, L, generator)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        estimates.append(dv.detach())
+        if callback is not None:
+            callback(len(estimates) - 1, discriminator)
+    return torch.stack(estimates).tolist() if estimates else []

@@ -242,3 +242,28 @@ def test_off_manifold_distance() -> None:
     assert off_manifold_distance(on).abs().max() < 1e-5
     normal = torch.linalg.svd(torch.eye(5) - b @ b.T).U[:, 0]  # a unit vector orthogonal to the plane
     assert torch.allclose(off_manifold_distance(on + 0.7 * normal), torch.full((10,), 0.7), atol=1e-5)
+
+
+def test_centered_hj_residual_ignores_a_time_only_drift() -> None:
+    """U + c(t) moves particles exactly like U; only the centred residual is blind to c'(t)."""
+    hopf_lax = HopfLaxPotential(A, LAM, T)
+    drifted = lambda x, t: hopf_lax(x, t) + 0.7 * torch.as_tensor(t, dtype=x.dtype)  # noqa: E731  c'(t) = 0.7
+    _, path = generate(hopf_lax, torch.randn(100, 2), T, 0.1, LAM, return_path=True)
+    assert hj_residual(drifted, path, 0.1, LAM) == pytest.approx(0.7 * T, rel=1e-9)
+    assert hj_residual(drifted, path, 0.1, LAM, centered=True) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_fit_discriminator_separates_singular_measures_only_without_the_bound() -> None:
+    """P on the line x2 = 1, Q on x2 = 0 (mutually singular): D^L_KL = L * 1 with the bound, unbounded without."""
+    from proxflow_edu.divergences import fit_discriminator
+    from proxflow_edu.nets import MLPDiscriminator
+    g = torch.Generator().manual_seed(0)
+    u = 4 * torch.rand(2000, generator=g) - 2
+    p, q = torch.stack([u, torch.ones_like(u)], 1).float(), torch.stack([u, torch.zeros_like(u)], 1).float()
+    torch.set_default_dtype(torch.float32)
+    torch.manual_seed(0)
+    free = fit_discriminator(MLPDiscriminator(2), p, q, steps=300, lr=3e-3, generator=g)
+    torch.manual_seed(0)
+    bounded = fit_discriminator(MLPDiscriminator(2), p, q, steps=300, lr=3e-3, L=1.0, gp_weight=5.0, generator=g)
+    assert free[-1] > 10 and free[-1] > free[100]        # keeps growing
+    assert bounded[-1] == pytest.approx(1.0, abs=0.25)   # L * W1(P, Q) = 1
