@@ -12,10 +12,11 @@ for ``x`` of shape ``(M, *event_shape)`` and ``t`` a float or a tensor of shape 
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 
 def _init_glorot(module: nn.Module) -> None:
@@ -141,6 +142,46 @@ def _channels_last(x: Tensor) -> Tensor:
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
+def _relu_head_input_gradient(head: nn.Sequential, h: Tensor) -> Tensor:
+    """d head(h) / d h for a ReLU MLP ``Linear, ReLU, ..., Linear(., 1)`` by an explicit backward pass, (M, in).
+
+    g_{k-1} = (g_k * 1[z_k > 0]) W_k: the values autograd gives (ReLU' = 0 at 0, as in autograd), but built from
+    ordinary differentiable tensor operations, so training needs first-order autograd only.
+    """
+    linears = [m for m in head if isinstance(m, nn.Linear)]
+    slopes = []
+    for layer in linears[:-1]:
+        z = layer(h)
+        h = torch.relu(z)
+        slopes.append((z > 0).to(z.dtype))
+    g = linears[-1].weight.expand(h.shape[0], -1)
+    for layer, slope in zip(reversed(linears[:-1]), reversed(slopes)):
+        g = (g * slope) @ layer.weight
+    return g
+
+
+def _trunk_forward_with_backward(trunk: nn.Sequential, x: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+    """Features (M, 392) of the conv trunk and a function mapping d out / d features to d out / d x.
+
+    The backward is written out: ReLU mask, max-unpooling to the argmax positions (exactly where autograd
+    sends the gradient) and the transposed convolution, all first-order differentiable.
+    """
+    conv1, conv2 = trunk[0], trunk[3]
+    z1 = conv1(x)
+    p1, i1 = F.max_pool2d(z1, 2, return_indices=True)
+    z2 = conv2(torch.relu(p1))
+    p2, i2 = F.max_pool2d(z2, 2, return_indices=True)
+
+    def backward(g_features: Tensor) -> Tensor:
+        g = g_features.reshape(p2.shape) * (p2 > 0)
+        g = F.max_unpool2d(g, i2, 2, output_size=z2.shape[-2:])
+        g = F.conv_transpose2d(g, conv2.weight, padding=conv2.padding) * (p1 > 0)
+        g = F.max_unpool2d(g, i1, 2, output_size=z1.shape[-2:])
+        return F.conv_transpose2d(g, conv1.weight, padding=conv1.padding)
+
+    return torch.relu(p2).flatten(1), backward
+
+
 class CNNPotential(nn.Module):
     """The paper's MNIST potential U(x, t): conv trunk, concat raw t, 393 -> 512^3 -> 1 (731,081 params)."""
 
@@ -156,6 +197,12 @@ class CNNPotential(nn.Module):
         h = self.trunk(_channels_last(x))
         return self.head(torch.cat([h, _time_column(t, h)], dim=1)).squeeze(1)
 
+    def input_gradient(self, x: Tensor, t: float | Tensor) -> Tensor:
+        """grad_x U(x, t), shape like x, by the explicit backward pass (same values as autograd)."""
+        features, backward = _trunk_forward_with_backward(self.trunk, _channels_last(x))
+        g = _relu_head_input_gradient(self.head, torch.cat([features, _time_column(t, features)], dim=1))
+        return backward(g[:, : features.shape[1]])
+
 
 class CNNDiscriminator(nn.Module):
     """The paper's MNIST discriminator phi(x): conv trunk, 392 -> 256^3 -> 1 (235,977 params)."""
@@ -170,6 +217,11 @@ class CNNDiscriminator(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """x: (M, 1, 28, 28) -> phi: (M,)."""
         return self.head(self.trunk(_channels_last(x))).squeeze(1)
+
+    def input_gradient(self, x: Tensor) -> Tensor:
+        """grad_x phi(x), shape like x, by the explicit backward pass (same values as autograd)."""
+        features, backward = _trunk_forward_with_backward(self.trunk, _channels_last(x))
+        return backward(_relu_head_input_gradient(self.head, features))
 
 
 def count_parameters(module: nn.Module) -> int:

