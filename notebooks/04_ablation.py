@@ -106,10 +106,10 @@
 # | quantity | definition | ideal |
 # |---|---|---|
 # | $W_2$ / floor | $W_2(\hat\rho_T^{\,n},\hat\pi^{\,n})$ divided by $W_2(\hat\pi^{\,n},\hat\pi'^{\,n})$ (two independent data sets of the same size $n$) | $\approx1$ |
-# | off-plane | mean of $|x_N-BB^\top x_N|$, $B$ the data plane's orthonormal basis | $0$ |
+# | off-plane | mean of $\lvert x_N-BB^\top x_N\rvert$, $B$ the data plane's orthonormal basis | $0$ |
 # | $\mathrm{KE}_h$, $\mathrm{KE}_h/\mathrm{KE}_{\rm chord}$ | path energy, and its ratio to the chord energy | ratio $1$ |
-# | straightness | $\sum_i\text{length}_i/\sum_i|x_N^i-x_0^i|-1$ | $0$ |
-# | disc. gap | $\overline{|x_T^{h=T/5}-x_T^{h=T/320}|}\,/\,\overline{|x_T^{h=T/320}-x_0|}$, same $x_0$ | $0$ |
+# | straightness | $\sum_i\text{length}_i/\sum_i\lvert x_N^i-x_0^i\rvert-1$ | $0$ |
+# | disc. gap | $\overline{\lvert x_T^{h=T/5}-x_T^{h=T/320}\rvert}\,/\,\overline{\lvert x_T^{h=T/320}-x_0\rvert}$, same $x_0$ | $0$ |
 
 # %%
 import math
