@@ -170,6 +170,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                         n_iters=5000, batch_size=200, disc_steps=5, lr_potential=5e-4, lr_discriminator=1e-4,
                         lr_schedule="constant", log_every=100, max_divergence=1e4),
 }
+# The paper's MNIST model, loss, T, h, lambda, L, gamma, prior and lr_U with a smaller batch, a larger lr_phi and
+# 600 iterations: about 7 min for W1+W2 on one core of a 2-core CPU (notebook 06, benchmarks/mnist.json).
+PRESETS["cpu_mnist"] = dict(PRESETS["paper_mnist"], batch_size=64, lr_discriminator=2.5e-4, n_iters=600, log_every=10)
 
 
 def build_networks(config: FlowConfig, event_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
@@ -271,7 +274,10 @@ def _cpu_threads(config: FlowConfig) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def train(config: FlowConfig, data: Tensor, progress: bool = True) -> TrainResult:
+Callback = Callable[[int, "TrainResult"], None]
+
+
+def train(config: FlowConfig, data: Tensor, progress: bool = True, callback: Callback | None = None) -> TrainResult:
     """Train the flow of ``config`` on ``data`` (rows are samples of pi).
 
     Divergence (non-finite losses, gradients or samples, or a DV estimate above
@@ -282,13 +288,16 @@ def train(config: FlowConfig, data: Tensor, progress: bool = True) -> TrainResul
         config: the run's settings.
         data: (n, d) for arch "mlp", (n, 1, 28, 28) for "mnist_cnn", floating, finite.
         progress: show a tqdm bar.
+        callback: called as ``callback(iteration, result)`` after every history entry (also the one of a
+            diverged iteration); it may append its own keys to ``result.history`` (one value per call) or
+            save ``result`` as a snapshot. ``result.wall_time`` is up to date when it is called.
     """
     data = check_data(data, config)
     with _cpu_threads(config):
-        return _train(config, data, progress)
+        return _train(config, data, progress, callback)
 
 
-def _train(config: FlowConfig, data: Tensor, progress: bool) -> TrainResult:
+def _train(config: FlowConfig, data: Tensor, progress: bool, callback: Callback | None) -> TrainResult:
     event_shape = tuple(data.shape[1:])
     c, dev = config, config.device
     M, K = c.batch_size, c.disc_steps
@@ -350,6 +359,7 @@ def _train(config: FlowConfig, data: Tensor, progress: bool) -> TrainResult:
                 p.data.copy_(saved)
             result.diverged_at, result.divergence_reason = it, f"iteration {it}: {reason}"
             _log(history, it, keys, values, start)
+            _notify(callback, it, result, start)
             break
         opt_u.step()
         for p, saved in zip(params, last_good):
@@ -357,12 +367,19 @@ def _train(config: FlowConfig, data: Tensor, progress: bool) -> TrainResult:
         result.iterations_done = it + 1
         if it % c.log_every == 0 or it == c.n_iters - 1:
             _log(history, it, keys, values, start)
+            _notify(callback, it, result, start)
             bar.set_postfix(D=f"{values[2]:.3g}", KE=f"{values[3]:.3g}")
     bar.close()
     if result.diverged_at is not None and progress:
         print(f"[proxflow_edu] {c.variant} stopped: {result.divergence_reason}")
     result.wall_time = time.perf_counter() - start
     return result
+
+
+def _notify(callback: Callback | None, it: int, result: TrainResult, start: float) -> None:
+    if callback is not None:
+        result.wall_time = time.perf_counter() - start
+        callback(it, result)
 
 
 def _grad_norm(module: nn.Module) -> Tensor:

@@ -31,47 +31,29 @@ from proxflow_edu.data import mnist  # noqa: E402
 from proxflow_edu.plotting import image_grid  # noqa: E402
 from proxflow_edu.train import PRESETS, VARIANTS, FlowConfig, train  # noqa: E402
 
-# Proposed preset "cpu_mnist" (to be added to proxflow_edu.train.PRESETS): the paper's MNIST setting
-# except batch size, learning rates, iterations and logging.
-CPU_BUDGET = dict(PRESETS["paper_mnist"], batch_size=64, lr_potential=5e-4, lr_discriminator=2.5e-4,
-                  n_iters=600, log_every=10)
+CPU_BUDGET = PRESETS["cpu_mnist"]
 ABLATION_CAP = 400
 N_DATA = 6000
 N_DIAG = 100  # prior samples (fixed seed) for the HJ residual / terminal error logged next to the history
 
 
-def _log_diagnostics_too(snapshot_every: int = 100) -> dict:
-    """Add ``hj_residual`` (43), ``terminal_error`` (44) and classifier scores to every logged history entry,
-    and save a snapshot checkpoint to ``state["run_dir"]`` every ``snapshot_every`` iterations (a killed run is not lost).
-
-    train() has no callback yet, so this wraps its (private) builder and logger: the wrapped builder
-    remembers the networks of the run, the wrapped logger evaluates the diagnostics on N_DIAG fixed prior
-    samples (own generator: the training's random stream is untouched; no parameter gradients are made).
-    Replace by a train(..., callback=...) hook when proxflow_edu.train has one.
+def diagnostics_callback(state: dict, snapshot_every: int = 100):  # noqa: ANN201
+    """A train() callback adding ``hj_residual`` (43), ``terminal_error`` (44) and classifier scores to every
+    history entry, and saving a snapshot checkpoint to ``state["run_dir"]`` every ``snapshot_every`` iterations
+    (a killed run is not lost). The diagnostics use N_DIAG fixed prior samples from their own generator, so the
+    training's random stream is untouched.
     """
-    import sys
-
     from proxflow_edu.data import sample_prior
     from proxflow_edu.diagnostics import hj_residual, terminal_error
     from proxflow_edu.evaluate import load_classifier, score_samples
     from proxflow_edu.flow import generate
-    from proxflow_edu.train import TrainResult
 
     classifier = load_classifier()
 
-    tr = sys.modules["proxflow_edu.train"]
-    state: dict = {}
-    build, log = tr.build_networks, tr._log
-
-    def build_networks(config, event_shape):  # noqa: ANN001, ANN202
-        nets = build(config, event_shape)
-        state.update(potential=nets[0], discriminator=nets[1], config=config,
-                     x0=sample_prior(config.prior, N_DIAG, event_shape, torch.Generator().manual_seed(12345)))
-        return nets
-
-    def _log(history, it, keys, values, start):  # noqa: ANN001, ANN202
-        log(history, it, keys, values, start)
-        c, u, d = state["config"], state["potential"], state["discriminator"]
+    def callback(it: int, result) -> None:  # noqa: ANN001
+        c, u, d, history = result.config, result.potential, result.discriminator, result.history
+        if "x0" not in state:
+            state["x0"] = sample_prior(c.prior, N_DIAG, result.event_shape, torch.Generator().manual_seed(12345))
         try:
             x_T, path = generate(u, state["x0"], c.T, c.h, c.lam, return_path=True)
             hj, te = hj_residual(u, path, c.h, c.lam), terminal_error(u, d, x_T, c.T)
@@ -83,17 +65,14 @@ def _log_diagnostics_too(snapshot_every: int = 100) -> dict:
         history.setdefault("terminal_error", []).append(te)
         history.setdefault("classifier_confident", []).append(sc.confident if sc else float("nan"))
         history.setdefault("classifier_classes", []).append(float(10 - len(sc.missing_classes)) if sc else float("nan"))
-        print(f"it {it}: D {values[2]:.3g} KE {values[3]:.3g} HJ {hj:.3g} R_T {te:.3g} "
-              f"confident {history['classifier_confident'][-1]:.2f} classes {history['classifier_classes'][-1]:.0f} "
-              f"{time.perf_counter() - start:.0f} s", flush=True)
+        print(f"it {it}: D {history['divergence'][-1]:.3g} KE {history['kinetic_energy'][-1]:.3g} HJ {hj:.3g} "
+              f"R_T {te:.3g} confident {history['classifier_confident'][-1]:.2f} "
+              f"classes {history['classifier_classes'][-1]:.0f} {result.wall_time:.0f} s", flush=True)
         run_dir = state.get("run_dir")
         if run_dir is not None and it > 0 and it % snapshot_every == 0:
-            snap = TrainResult(u, d, c, history, iterations_done=it + 1, wall_time=time.perf_counter() - start,
-                               event_shape=tuple(state["x0"].shape[1:]))
-            checkpoint.save(snap, run_dir, extra={"snapshot": True, "device": "cpu"})
+            checkpoint.save(result, run_dir, extra={"snapshot": True, "device": "cpu"})
 
-    tr.build_networks, tr._log = build_networks, _log
-    return state
+    return callback
 
 
 def config_for(variant: str, setting: str, n_iters: int | None, seed: int) -> FlowConfig:
@@ -128,13 +107,14 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     data = mnist(args.data_root, train=True, n=N_DATA, seed=0)
-    hook = _log_diagnostics_too()
+    state: dict = {}
+    callback = diagnostics_callback(state)
     for variant in args.variants:
         config = config_for(variant, args.setting, args.n_iters, args.seed)
         run_dir = Path(args.out_root) / f"mnist_{variant}"
-        hook["run_dir"] = run_dir
+        state["run_dir"] = run_dir
         start = time.perf_counter()
-        result = train(config, data, progress=not args.quiet)
+        result = train(config, data, progress=not args.quiet, callback=callback)
         extra = {"dataset": "mnist", "n_data": N_DATA, "setting": args.setting, "threads": args.threads,
                  "device": "cpu", "torch": str(torch.__version__), "wall_seconds": round(time.perf_counter() - start, 1)}
         checkpoint.save(result, run_dir, extra=extra)

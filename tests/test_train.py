@@ -100,3 +100,16 @@ def test_blow_up_without_nan_is_detected() -> None:
     result = train(config, DATA12, progress=False)
     assert result.diverged_at is not None
     assert "max_divergence=2" in result.divergence_reason
+
+
+def test_callback_sees_every_history_entry_and_may_add_keys() -> None:
+    calls = []
+
+    def callback(it: int, result) -> None:
+        calls.append((it, result.iterations_done))
+        result.history.setdefault("off_plane", []).append(float(it))
+
+    result = train(FlowConfig(n_iters=12, log_every=5, batch_size=32), DATA12, progress=False, callback=callback)
+    assert calls == [(0, 1), (5, 6), (10, 11), (11, 12)]
+    assert result.history["off_plane"] == result.history["iteration"]
+    assert FlowConfig.preset("cpu_mnist").batch_size == 64
