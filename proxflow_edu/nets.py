@@ -43,6 +43,28 @@ def _time_column(t: float | Tensor, x: Tensor) -> Tensor:
     return t.expand(x.shape[0]).reshape(-1, 1) if t.dim() == 0 else t.reshape(-1, 1)
 
 
+def _explicit_input_gradient(linears: Sequence[nn.Linear], h: Tensor, activation: str) -> Tensor:
+    """d out / d h for the MLP ``Linear, act, ..., Linear(., 1)`` by an explicit backward pass, (M, in).
+
+    g_{k-1} = (g_k * act'(z_k)) W_k gives the values autograd would, built from ordinary differentiable
+    tensor operations, so training needs first-order autograd only and sampling none.
+    """
+    slopes = []
+    for layer in linears[:-1]:
+        z = layer(h)
+        h = torch.tanh(z) if activation == "tanh" else torch.relu(z)
+        # tanh' = 1 - tanh^2; relu' = 1[z > 0] (0 at 0, as in autograd)
+        slopes.append(1 - h * h if activation == "tanh" else (z > 0).to(z.dtype))
+    g = linears[-1].weight.expand(h.shape[0], -1)
+    for layer, slope in zip(reversed(linears[:-1]), reversed(slopes)):
+        g = (g * slope) @ layer.weight
+    return g
+
+
+def _linears(seq: nn.Sequential) -> list[nn.Linear]:
+    return [m for m in seq if isinstance(m, nn.Linear)]
+
+
 class _ExplicitGradientMLP(nn.Module):
     """An MLP ``sizes[0] -> ... -> 1`` that also returns its input gradient by an explicit backward pass.
 
@@ -69,16 +91,7 @@ class _ExplicitGradientMLP(nn.Module):
 
     def input_gradient(self, h: Tensor) -> Tensor:
         """d output / d input, (M, sizes[0]); differentiable w.r.t. the weights and the input."""
-        slopes = []
-        for layer in self.layers[:-1]:
-            z = layer(h)
-            h = self._act(z)
-            # tanh' = 1 - tanh^2; relu' = 1[z > 0] (its derivative is 0 almost everywhere, as in autograd)
-            slopes.append(1 - h * h if self.activation == "tanh" else (z > 0).to(z.dtype))
-        g = self.layers[-1].weight.expand(h.shape[0], -1)
-        for layer, slope in zip(reversed(self.layers[:-1]), reversed(slopes)):
-            g = (g * slope) @ layer.weight
-        return g
+        return _explicit_input_gradient(list(self.layers), h, self.activation)
 
 
 class MLPPotential(nn.Module):
@@ -142,24 +155,6 @@ def _channels_last(x: Tensor) -> Tensor:
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
-def _relu_head_input_gradient(head: nn.Sequential, h: Tensor) -> Tensor:
-    """d head(h) / d h for a ReLU MLP ``Linear, ReLU, ..., Linear(., 1)`` by an explicit backward pass, (M, in).
-
-    g_{k-1} = (g_k * 1[z_k > 0]) W_k: the values autograd gives (ReLU' = 0 at 0, as in autograd), but built from
-    ordinary differentiable tensor operations, so training needs first-order autograd only.
-    """
-    linears = [m for m in head if isinstance(m, nn.Linear)]
-    slopes = []
-    for layer in linears[:-1]:
-        z = layer(h)
-        h = torch.relu(z)
-        slopes.append((z > 0).to(z.dtype))
-    g = linears[-1].weight.expand(h.shape[0], -1)
-    for layer, slope in zip(reversed(linears[:-1]), reversed(slopes)):
-        g = (g * slope) @ layer.weight
-    return g
-
-
 def _trunk_forward_with_backward(trunk: nn.Sequential, x: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
     """Features (M, 392) of the conv trunk and a function mapping d out / d features to d out / d x.
 
@@ -200,7 +195,8 @@ class CNNPotential(nn.Module):
     def input_gradient(self, x: Tensor, t: float | Tensor) -> Tensor:
         """grad_x U(x, t), shape like x, by the explicit backward pass (same values as autograd)."""
         features, backward = _trunk_forward_with_backward(self.trunk, _channels_last(x))
-        g = _relu_head_input_gradient(self.head, torch.cat([features, _time_column(t, features)], dim=1))
+        head_input = torch.cat([features, _time_column(t, features)], dim=1)
+        g = _explicit_input_gradient(_linears(self.head), head_input, "relu")
         return backward(g[:, : features.shape[1]])
 
 
@@ -221,7 +217,7 @@ class CNNDiscriminator(nn.Module):
     def input_gradient(self, x: Tensor) -> Tensor:
         """grad_x phi(x), shape like x, by the explicit backward pass (same values as autograd)."""
         features, backward = _trunk_forward_with_backward(self.trunk, _channels_last(x))
-        return backward(_relu_head_input_gradient(self.head, features))
+        return backward(_explicit_input_gradient(_linears(self.head), features, "relu"))
 
 
 def count_parameters(module: nn.Module) -> int:
