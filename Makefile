@@ -49,6 +49,7 @@ data: setup
 # the four MNIST variants at the CPU-budget setting -> checkpoints/mnist_<variant>/ (about 17 min on 1 core of this machine)
 train-mnist: data
 	$(PY) scripts/train_mnist.py --variants w1w2 w1 w2 unregularized
+	$(PY) scripts/train_mnist.py --variants w1w2 --set gp_weight=0.1 --tag gamma0.1
 
 bench: setup
 	$(PY) benchmarks/train_step.py

@@ -2,7 +2,7 @@
 
     python benchmarks/mnist_eval.py [--n 500] [--n-diag 200] [--seed 100] [--out benchmarks/mnist.json]
 
-Per variant (checkpoints/mnist_<variant>/): iterations, wall time and device of training, whether/why it
+Per run (checkpoints/mnist_<run>/: the four variants and W1+W2 at the paper's gamma = 0.1): iterations, wall time and device of training, whether/why it
 stopped, and on ``n`` fresh prior samples (seeded) pushed with the training step h = 1 and with h = 1/64
 from the SAME x_0 (KE and HJ residual on the first ``n_diag`` of them):
   * kinetic energy KE_h = (1/M) sum_i sum_n h |v_n^i|^2 / 2 at (x_n, t_n) (the correct discrete KE, method.md §2),
@@ -25,10 +25,12 @@ import torch
 
 from proxflow_edu import checkpoint
 from proxflow_edu.diagnostics import terminal_error
+from proxflow_edu.divergences import discriminator_slope
 from proxflow_edu.evaluate import load_classifier, score_samples
 from proxflow_edu.flow import generate, num_steps
 
-VARIANT_ORDER = ("unregularized", "w2", "w1", "w1w2")
+# the four ablation variants (46)-(49), then W1+W2 with the paper's gradient-penalty weight gamma = 0.1
+VARIANT_ORDER = ("unregularized", "w2", "w1", "w1w2", "w1w2_gamma0.1")
 PAPER = {"w1w2": {"KE_code_mean": 12.20, "HJ_code_sign_mean": 0.428, "KE_correct_h1_authors_weights": 19.34,
                   "KE_correct_h1_64_authors_weights": 12.24, "R_HJ_correct_h1_authors_weights": 1.12,
                   "relative_change_h1_vs_h1_64_authors_weights": 0.36, "nan_at": None},
@@ -66,7 +68,8 @@ def evaluate_run(run_dir: Path, n: int, n_diag: int, seed: int, h_fine: float, c
     x0 = r.prior(n, seed)
     out: dict = {"iterations": r.iterations_done, "n_iters_requested": c.n_iters, "wall_time_s": round(r.wall_time, 1),
                  "device": extra.get("device", "cpu"), "threads": extra.get("threads"),
-                 "setting": extra.get("setting"), "diverged_at": r.diverged_at, "divergence_reason": r.divergence_reason,
+                 "setting": extra.get("setting"), "overrides": extra.get("overrides", []),
+                 "diverged_at": r.diverged_at, "divergence_reason": r.divergence_reason,
                  "config": {k: getattr(c, k) for k in ("T", "h", "lam", "L", "gp_weight", "batch_size", "disc_steps",
                                                        "lr_potential", "lr_discriminator", "n_iters")}}
     per_h = {}
@@ -89,6 +92,9 @@ def evaluate_run(run_dir: Path, n: int, n_diag: int, seed: int, h_fine: float, c
     dist = diff.flatten(1).norm(dim=1).mean()
     moved = (fine["x_T"] - x0).flatten(1).norm(dim=1).mean()
     out["terminal_error"] = terminal_error(r.potential, r.discriminator, coarse["x_T"], c.T)
+    # phi's actual slope |grad phi| at the samples: the W1 bound of (7) is in force only if it is close to L
+    finite = torch.isfinite(coarse["x_T"]).all()
+    out["phi_slope_mean"] = float(discriminator_slope(r.discriminator, coarse["x_T"][:n_diag]).mean()) if finite else None
     out["h_change"] = {"rms_pixel": float(diff.pow(2).mean().sqrt()), "mean_l2": float(dist),
                        "relative_to_distance_moved": float(dist / moved), "mean_l2_moved": float(moved),
                        "rms_pixel_clamped": float((coarse["x_T"].clamp(0, 1) - fine["x_T"].clamp(0, 1)).pow(2).mean().sqrt())}

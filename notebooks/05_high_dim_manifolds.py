@@ -87,6 +87,7 @@ from tqdm.auto import tqdm
 from proxflow_edu import metrics, plotting
 from proxflow_edu.data import embedding, project_to_plane, sample_toy
 from proxflow_edu.diagnostics import chord_kinetic_energy, discretization_gap, path_kinetic_energy
+from proxflow_edu.divergences import discriminator_slope  # |grad phi(x)| per sample: phi's actual local Lipschitz constant
 from proxflow_edu.flow import generate
 from proxflow_edu.train import FlowConfig, train
 
@@ -160,14 +161,6 @@ print(f"off-plane distance of the data: max {max(metrics.off_manifold_distance(t
 # the path, $t_n\mapsto\overline{\mathrm{dist}(x_n,P)}$.
 
 # %%
-def phi_slope(phi, x):
-    """|grad phi(x)| per sample: the discriminator's actual local Lipschitz constant at x."""
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        (g,) = torch.autograd.grad(phi(x).sum(), x)
-    return g.norm(dim=1)
-
-
 def evaluate(r, x0, name, d):
     c = r.config
     xT, path = generate(r.potential, x0, c.T, c.h, c.lam, return_path=True)
@@ -179,7 +172,7 @@ def evaluate(r, x0, name, d):
             "disp": float((xT - x0).norm(dim=1).mean()) if ok else math.nan,
             "disp_max": float((xT - x0).norm(dim=1).max()) if ok else math.nan,
             "ke": float(path_kinetic_energy(path, c.h)) if ok else math.nan,
-            "slope": float(phi_slope(r.discriminator, xT).mean()) if ok else math.nan,
+            "slope": float(discriminator_slope(r.discriminator, xT).mean()) if ok else math.nan,
             "stopped": r.diverged_at, "reason": r.divergence_reason}
 
 

@@ -21,6 +21,8 @@
 # 2. read the four runs of the ablation (46)–(49) from their training curves: which ones blow up, when, and why;
 # 3. test the *discretisation‑invariance* claim yourself: push the **same** prior samples with $h=1$ and $h=1/64$;
 # 4. compare our numbers with the paper's and explain every difference (correct KE, correct HJ sign, shorter CPU run).
+# 5. check that the W1 bound really binds (the slope of $\varphi$) and explain why, when it does not, a short run
+#    draws only a few digits (mode collapse).
 #
 # **Prerequisites.** Problem (19), the Euler recurrence (39), Algorithms 1–2 ((40)–(42)) and the HJ indicators
 # (43)–(44) from the earlier notebooks. **Time:** 30–40 min reading; the notebook runs in a few minutes on a
@@ -40,6 +42,7 @@ from proxflow_edu import FlowConfig, checkpoint, train
 from proxflow_edu.data import mnist, sample_prior, verify_mnist
 from proxflow_edu.diagnostics import (chord_kinetic_energy, discretization_gap, hj_residual, kinetic_energy,
                                       path_kinetic_energy, terminal_error)
+from proxflow_edu.divergences import discriminator_slope
 from proxflow_edu.evaluate import load_classifier, score_samples
 from proxflow_edu.flow import euler_flow, generate, num_steps
 from proxflow_edu.nets import CNNDiscriminator, CNNPotential, count_parameters
@@ -138,12 +141,17 @@ assert all(torch.isfinite(torch.tensor(demo.history[k])).all() for k in ("diverg
 # | (48) W1 only | DV + GP, $L=1$ | $\overline{\varphi(x_N)}$ |
 # | (49) W1 ⊕ W2 | DV + GP, $L=1$ | $\overline{\varphi(x_N)}+\lambda\,\mathrm{KE}_h$ |
 #
-# with the paper's networks, $T=5$, $h=1$, $\lambda=0.05$, $L=1$, $\gamma=0.1$, 5 discriminator steps per potential
-# step, Adam(0.5, 0.9), uniform prior and 6000 target images. **What differs is the CPU budget**: the paper ran
-# 5000 iterations at batch 200 (200 iterations for the two ablations that fail); we ran far fewer iterations at a
-# smaller batch and a larger discriminator learning rate, sized for a 2‑core CPU (the cell prints each run's values
-# next to the paper's). A run that diverges is stopped at the first bad iteration and keeps its **last finite
-# weights**; the ablations were capped at 400 iterations.
+# with the paper's networks, $T=5$, $h=1$, $\lambda=0.05$, $L=1$, 5 discriminator steps per potential step,
+# Adam(0.5, 0.9), uniform prior and 6000 target images. **What differs is the CPU budget** (preset `cpu_mnist`):
+#
+# | | paper (method.md §7.1) | shipped runs (`cpu_mnist`) |
+# |---|---|---|
+# | iterations × batch | 5000 × 200 (200 × 200 for the two that fail) | 1800 × 64 (capped at 400 for the two that fail) |
+# | learning rates $U$ / $\varphi$ | $5\cdot10^{-4}$ / $10^{-4}$, constant | $5\cdot10^{-4}$ / $2.5\cdot10^{-4}$, cosine decay to 5 % |
+# | gradient‑penalty weight $\gamma$ | 0.1 | **1** (section 3b says why) |
+# | hardware, time for W1 ⊕ W2 | GPU, not reported | one core of a 2‑core CPU, printed below |
+#
+# A run that diverges is stopped at the first bad iteration and keeps its **last finite weights**.
 
 # %%
 runs = {v: checkpoint.load(CKPT / f"mnist_{v}") for v in VARIANTS}
@@ -151,12 +159,14 @@ extras = {v: json.loads((CKPT / f"mnist_{v}" / "history.json").read_text())["ext
 for v, r in runs.items():
     c = r.config
     print(f"{LABEL[v]:20s} {r.iterations_done:5d} iterations, {r.wall_time / 60:5.1f} min on {extras[v].get('device')} "
-          f"({extras[v].get('threads')} threads), batch {c.batch_size}, lr U/phi {c.lr_potential:g}/{c.lr_discriminator:g}"
+          f"({extras[v].get('threads')} thread), batch {c.batch_size}, lr U/phi {c.lr_potential:g}/{c.lr_discriminator:g} "
+          f"({c.lr_schedule}), {f'gamma {c.gp_weight:g}' if c.uses_w1 else 'no gradient penalty'}"
           f"\n{'':20s} {'stopped: ' + r.divergence_reason if r.diverged_at is not None else 'no divergence'}")
 print(f"{'paper (method.md §7.1)':20s}  5000 iterations (W1, W1 ⊕ W2), batch {paper.batch_size}, "
-      f"lr U/phi {paper.lr_potential:g}/{paper.lr_discriminator:g}")
+      f"lr U/phi {paper.lr_potential:g}/{paper.lr_discriminator:g} (constant), gamma {paper.gp_weight:g}")
 cfg = runs["w1w2"].config
 assert all(r.config.T == 5 and r.config.h == 1 and r.config.lam == 0.05 for r in runs.values())
+assert runs["w1w2"].wall_time < 20 * 60  # the course's CPU budget for W1 + W2
 
 # %%
 clf = load_classifier()
@@ -192,30 +202,90 @@ share = max(s.class_counts) / s.n
 print(f"W1 ⊕ W2: {s.confident:.0%} confident, {present} of 10 digits present, the most frequent digit is "
       f"{share:.0%} of the samples (uniform: 10%)")
 work = (paper.n_iters * paper.batch_size) / (runs["w1w2"].iterations_done * runs["w1w2"].config.batch_size)
-print(f"the paper's W1 ⊕ W2 run pushed {work:.0f}x more samples through the potential step than ours")
-assert s.confident > (0.3 if SMOKE else 0.5), s  # recognisable digits
-assert present >= 2, s  # not a single mode (the classifier sees several digits)
+print(f"the paper's W1 ⊕ W2 run pushed {work:.1f}x more samples through the potential step than ours")
+assert s.confident > (0.2 if SMOKE else 0.3), s  # many samples are recognised with confidence
+assert present >= (7 if SMOKE else 9), s  # diverse: (almost) every digit appears
+assert share < 0.35, s  # no digit dominates
 assert s.frechet < scores["unregularized"].frechet  # closer to the test set than the diverged run
 
 # %% [markdown]
-# **What the scores say.** The W1 ⊕ W2 samples are recognisable digits, but at our CPU budget they are **not
-# diverse**: a few digits dominate (the histogram above). This is *mode collapse*, the classic failure of short
-# adversarial runs, and this objective invites it: the terminal cost $\mathrm{KL}(
-# ho_T\|\pi)$ is mode‑seeking
-# (it is finite when $
-# ho_T$ covers only part of $\pi$), and early in training the potential moves all prior
-# samples almost alike, because i.i.d. noise images look alike to a CNN. The discriminator then pushes the whole
-# batch from one digit to another (watch the classifier's class count in the history, `classifier_classes`)
-# rather than spreading it. The paper's run is far longer (the factor printed above); with this CPU budget we do
-# not reach the diverse samples of its Fig. 3, and we say so rather than tune the demo to look better.
+# **What the scores say.** At the CPU budget the W1 ⊕ W2 flow draws **every digit** (histogram above), and
+# a good part of its samples are recognised with confidence ≥ 0.9. The histogram is not flat (some digits,
+# often 8, are over‑represented, others, often 1, rare), and the digits are wobbly and sit on a grey haze: the
+# remains of the uniform noise that a short, small‑batch run has not fully transported away. Real digits score
+# far better (last row). W1 only (48) is about as diverse and as sharp; where it differs from W1 ⊕ W2 is the
+# *path* that gets there (kinetic energy and $h$‑dependence, sections 5–7). The two runs that diverge are
+# useless as generators: their last finite weights send (almost) every $x_0$ to the same image, a single
+# digit drawn with high confidence or a few noisy shapes (far from the test set in Fréchet distance).
+#
+# ## 3b. Why $\gamma$ matters: the W1 bound must actually bind
+#
+# Our first CPU runs used the paper's $\gamma=0.1$. They gave sharp digits but **mode collapse**: four or five
+# digits, with the whole batch hopping from one digit to the next during training. The reason is in (6)–(8).
+# The gradient penalty (41) is *soft*: it only charges $\gamma\max(0,|\nabla\varphi|^2-L^2)$, so the
+# discriminator may buy a steeper slope whenever the DV term pays more than the penalty costs. A discriminator
+# of slope $kL$ computes the Lipschitz‑$kL$ divergence $D^{kL}_{\rm KL}$, and as the bound grows this moves
+# from the transport‑like $L\,W_1$ towards the plain $\mathrm{KL}(\rho_T\|\pi)$ (inequality (8)). The two
+# punish a missing digit very differently:
+#
+# * $\mathrm{KL}(\rho_T\|\pi)$ is **mode‑seeking**: a $\rho_T$ that draws only $k$ of the 10 digits (each
+#   perfectly) costs only $\log(10/k)$ nats, e.g. 0.92 for $k=4$;
+# * $L\,W_1(\rho_T,\pi)$ must move the missing mass to the missing digits, about
+#   $(1-k/10)\times$ (distance between digits of different classes) $\times L$.
+#
+# The cell measures both, and the slope $|\nabla\varphi|$ of the two discriminators at their samples. The run
+# with $\gamma=0.1$ is `checkpoints/mnist_w1w2_gamma0.1` (same protocol, only $\gamma$ differs; also made by
+# `make train-mnist`).
+
+# %%
+paper_gamma = checkpoint.load(CKPT / "mnist_w1w2_gamma0.1")
+assert paper_gamma.config.replace(gp_weight=cfg.gp_weight) == cfg  # only gamma differs
+with torch.no_grad():
+    x_pg = paper_gamma.sample(n_eval, seed=seed)
+scores_pg = score_samples(x_pg.clamp(0, 1), clf)
+slopes = {f"γ = {cfg.gp_weight:g} (shipped)": discriminator_slope(runs["w1w2"].discriminator, samples["w1w2"][:100]),
+          f"γ = {paper_gamma.config.gp_weight:g} (paper)": discriminator_slope(paper_gamma.discriminator, x_pg[:100])}
+axes = small_multiples(2, size=3.6)
+image_grid(samples["w1w2"][:n_show].clamp(0, 1), nrow=10, ax=axes[0], title=f"W1 ⊕ W2, γ = {cfg.gp_weight:g}")
+image_grid(x_pg[:n_show].clamp(0, 1), nrow=10, ax=axes[1], title=f"W1 ⊕ W2, γ = {paper_gamma.config.gp_weight:g}")
+plt.show()
+for (name, sl), sc in zip(slopes.items(), (scores["w1w2"], scores_pg)):
+    print(f"{name:20s} slope |∇φ| at the samples: mean {sl.mean():.2f}, max {sl.max():.2f} (L = {cfg.L:g});  "
+          f"{10 - len(sc.missing_classes)} digits, confident {sc.confident:.2f}, Fréchet {sc.frechet:.0f}, "
+          f"histogram {sc.class_counts}")
+
+# the two prices of dropping digits: log(10/k) nats (KL) against moving mass between digits (L W1)
+digits, labels = mnist(DATA, train=True, n=2000, seed=1, return_labels=True)
+i, j = torch.randperm(2000, generator=torch.Generator().manual_seed(0)).view(2, -1)
+other = labels[i] != labels[j]
+between = float((digits[i] - digits[j]).flatten(1).norm(dim=1)[other].mean())
+k = sum(c >= 0.02 * scores_pg.n for c in scores_pg.class_counts)  # digits that make up >= 2 % of the samples
+print(f"mean distance between two digits of different classes: {between:.1f}; the γ = 0.1 run draws {k} digits "
+      f"with >= 2 % of its samples each")
+print(f"dropping {10 - k} of 10 digits costs  KL: log(10/{k}) = {torch.log(torch.tensor(10 / k)):.2f} nats,  "
+      f"L W1: about {(1 - k / 10) * between * cfg.L:.1f}")
+assert slopes[f"γ = {paper_gamma.config.gp_weight:g} (paper)"].mean() > 2 * slopes[f"γ = {cfg.gp_weight:g} (shipped)"].mean()
+
+# %% [markdown]
+# **Reading the cell.** With the paper's $\gamma=0.1$ the discriminator's slope at the samples is several times
+# $L$, so the run optimises something close to the mode‑seeking KL: it draws a few digits, sharply (higher
+# confidence), and drops the others, because dropping them is cheap (a nat or so) next to what the W1 term would
+# charge for the missing mass. With $\gamma=1$ the slope stays close to $L$, the W1 part of (6) is in force, and
+# every digit appears, at the price of less sharp samples: the classic trade‑off between mode‑seeking
+# (reverse‑KL) and transport (Wasserstein) objectives. Two caveats. First, $\gamma$ is a hyper‑parameter of the
+# *soft* constraint, not of the problem (19): the theory assumes $\mathrm{Lip}(\varphi)\le L$ exactly, and
+# $\gamma=1$ is simply closer to that. Second, the paper's long run (5000 iterations at batch 200) reached
+# mostly diverse digits with $\gamma=0.1$; we do not know how steep its $\varphi$ was, and our claim is only
+# about short runs. Watch `phi_slope` and `classifier_classes` in the curves of section 4.
 
 # %% [markdown]
 # ## 4. Training curves: which runs blow up, and why
 #
 # The history of each run holds the DV estimate of $D^L_{\rm KL}(\rho_T\|\pi)$ (40), the kinetic energy
 # $\mathrm{KE}_h$ of (42) at the Euler points $(x_n,t_n)$, and (logged by `scripts/train_mnist.py` on 100 fixed prior
-# samples) the HJ residual (43) with the correct sign, the terminal error (44), and the number of digits the
-# classifier finds among those samples (`classifier_classes`). The two indicators are
+# samples) the HJ residual (43) with the correct sign, the terminal error (44), the mean slope $|\nabla\varphi|$ at
+# the samples (`phi_slope`, section 3b) and the number of digits the classifier finds among those samples
+# (`classifier_classes`); the $\gamma=0.1$ run of section 3b is drawn as a fifth curve. The two indicators are
 #
 # $$R_{\rm HJ}=h\sum_{n<N}\frac1M\sum_i\Big|\partial_tU-\frac{|\nabla_xU|^2}{2\lambda}\Big|(x^i_n,t_n),\qquad
 # R_T=\Big(\frac1M\sum_i|\nabla_xU(x^i_N,T)-\nabla\varphi(x^i_N)|^2\Big)^{1/2}.\tag{43–44}$$
@@ -226,12 +296,12 @@ assert s.frechet < scores["unregularized"].frechet  # closer to the test set tha
 # (8): $D^L\le L\,W_1$.
 
 # %%
-hists = {LABEL[v]: r.history for v, r in runs.items()}
-keys = [k for k in ("divergence", "kinetic_energy", "hj_residual", "terminal_error", "classifier_classes")
+hists = {**{LABEL[v]: r.history for v, r in runs.items()}, "(49), γ = 0.1 (3b)": paper_gamma.history}
+keys = [k for k in ("divergence", "kinetic_energy", "hj_residual", "terminal_error", "phi_slope", "classifier_classes")
         if all(k in h for h in hists.values())]
 axes = small_multiples(len(keys), size=3.8, ncols=2)
 for ax, k in zip(axes, keys):
-    plot_history(hists, k, ax=ax, logy=k in ("divergence", "terminal_error", "hj_residual"))
+    plot_history(hists, k, ax=ax, logy=k in ("divergence", "terminal_error", "hj_residual", "phi_slope"))
     for v, r in runs.items():
         if r.diverged_at is not None:
             ax.axvline(r.diverged_at, ls=":", c="0.5", lw=0.8)
@@ -334,13 +404,24 @@ for v in ("unregularized", "w2"):
 
 # %% [markdown]
 # **How to read the differences.** Our KE and HJ residual are computed with the correct formulas, so compare them
-# with the "authors*" columns, not with the logged ones. The step‑size change is the most direct test of the
-# paper's claim: print‑out above versus 36 % / 42 %. Where our W1 ⊕ W2 flow is less $h$‑invariant than the
-# authors', the likely reason is training length (the HJ equation is only approached as training converges);
-# where it is more invariant, the correct, non‑detached KE in the loss (§6 a) is the likely reason: it
-# penalises exactly the curvature that makes $h=1$ and $h=1/64$ disagree. The iterations at which the ablations
-# fail depend on batch size and learning rates, so ours need not match 148 / 136; what must match is *that*
-# they fail without the W1 bound, and that both Lipschitz runs do not.
+# with the "authors*" columns, not with the logged ones. What the shipped runs show (the numbers are in the
+# print‑outs above and in `benchmarks/mnist.json`):
+#
+# * **W2 makes the flow cheaper and straighter.** W1 ⊕ W2 needs about a third of the kinetic energy of W1 only,
+#   its HJ residual is about a third, and its paths are straighter (energy ratio of section 6). Our W1 ⊕ W2 is
+#   below the authors' on KE, $R_{
+# m HJ}$ and the ratio, after about a ninth of their training work; the correct,
+#   non‑detached KE in the loss (§6 a) penalises exactly the curvature that these numbers measure.
+# * **Discretisation invariance is partial.** Going from $h=1$ to $h=1/64$ changes our W1 ⊕ W2 samples by about
+#   as much as the authors' (the "h‑change" column), and W1 only much more. So the W2 proximal clearly helps, but
+#   neither run is $h$‑invariant: that needs the HJ equation to hold (residual near 0), and our $R_{
+# m HJ}$ is
+#   still far from 0 after a 15‑minute run. The change between $h=1/8$ and $h=1/64$ is much smaller (exercise 2):
+#   the Euler scheme converges as $h\to0$, and it is the single coarse step per unit time that the straight
+#   paths of an exact solution would make harmless.
+# * **The ablations fail where the paper's do.** The iterations at which they stop depend on batch size and
+#   learning rates, so ours need not match 148 / 136; what must match is *that* they fail without the W1 bound,
+#   and that both Lipschitz runs do not. Ours stop at about the same point as the authors' NaNs.
 
 # %% [markdown]
 # ## Exercises

@@ -76,6 +76,17 @@ def discriminator_gradient(discriminator: Callable[[Tensor], Tensor], x: Tensor)
     return grad
 
 
+def discriminator_slope(discriminator: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """|grad_x phi(x)| per sample, shape (n,): phi's actual local Lipschitz constant at x.
+
+    The penalty (41) is soft, so this can exceed L; compare it with L to see whether the W1 bound of
+    (7) is really in force (a phi with slope k L acts like the Lipschitz-kL divergence).
+    """
+    with torch.enable_grad():
+        grad = discriminator_gradient(discriminator, x.detach())
+    return grad.detach().flatten(1).norm(dim=1)
+
+
 def gradient_penalty(
     discriminator: Callable[[Tensor], Tensor],
     x_generated: Tensor,

@@ -9,7 +9,8 @@ import torch
 from proxflow_edu.diagnostics import (chord_kinetic_energy, discretization_gap, hj_residual, hj_residual_pointwise,
                                       kinetic_energy, path_kinetic_energy, straight_line_path, straightness,
                                       terminal_error)
-from proxflow_edu.divergences import f_dual_nu, gradient_penalty, lipschitz_kl_dual, log_mean_exp
+from proxflow_edu.divergences import (discriminator_slope, f_dual_nu, gradient_penalty, lipschitz_kl_dual,
+                                      log_mean_exp)
 from proxflow_edu.flow import euler_flow, generate, num_steps
 from proxflow_edu.metrics import mmd, noise_floor, off_manifold_distance, w2_distance
 
@@ -42,6 +43,16 @@ def test_gradient_penalty_is_differentiable_in_phi_parameters() -> None:
     gp.backward()
     # d/dw (|w|^2 - 1) = 2w
     assert torch.allclose(net.weight.grad, torch.tensor([[4.0, 0.0]]))
+
+
+def test_discriminator_slope_closed_forms() -> None:
+    # linear phi = w.x: slope |w| everywhere; quadratic phi = a|x|^2/2: slope a|x|
+    x = torch.randn(16, 3)
+    w = torch.tensor([0.6, 0.8, 0.0]) * 2.5
+    assert torch.allclose(discriminator_slope(LinearDiscriminator(w), x), torch.full((16,), 2.5))
+    quad = discriminator_slope(QuadraticDiscriminator(0.7), x)
+    assert quad.shape == (16,) and not quad.requires_grad
+    assert torch.allclose(quad, 0.7 * x.norm(dim=1))
 
 
 def gaussian_kl(m1: float, s1: float, m2: float, s2: float) -> float:

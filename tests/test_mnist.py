@@ -20,6 +20,7 @@ from proxflow_edu.flow import num_steps
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 RUN = ROOT / "checkpoints" / "mnist_w1w2"
+CONFIDENT_MIN = 0.25  # shipped W1+W2 (CPU budget): about 0.4 of its samples are recognised with confidence >= 0.9
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -129,10 +130,11 @@ def test_frechet_distance_closed_form() -> None:
     assert d == pytest.approx(expected, rel=1e-6)
 
 
-@pytest.mark.parametrize("variant", ["unregularized", "w2", "w1", "w1w2"])
-def test_shipped_checkpoints_load(variant: str) -> None:
-    run = ROOT / "checkpoints" / f"mnist_{variant}"
+@pytest.mark.parametrize("run_name", ["unregularized", "w2", "w1", "w1w2", "w1w2_gamma0.1"])
+def test_shipped_checkpoints_load(run_name: str) -> None:
+    run = ROOT / "checkpoints" / f"mnist_{run_name}"
     r = checkpoint.load(run)
+    variant = run_name.split("_")[0]
     assert r.config.arch == "mnist_cnn" and r.config.variant == variant and r.event_shape == (1, 28, 28)
     assert (run / "history.json").is_file() and (run / "samples.png").is_file()
     assert all(torch.isfinite(p).all() for p in r.potential.parameters())
@@ -156,17 +158,15 @@ def test_cli_sample_on_shipped_checkpoint(tmp_path: Path) -> None:
     assert path.shape[0] == 321  # 320 Euler steps
 
 
-def test_w1w2_checkpoint_makes_digits() -> None:
-    """The shipped W1+W2 run makes recognisable digits, better than the diverged ablation.
-
-    (Diversity is short at the CPU budget: a few digits dominate; see benchmarks/mnist.json.)
-    """
+def test_w1w2_checkpoint_makes_diverse_digits() -> None:
+    """The shipped W1+W2 run makes recognisable digits of (nearly) every class, better than the diverged ablation."""
     with torch.no_grad():
-        x = checkpoint.load(RUN).sample(200, seed=7).clamp(0, 1)
-        x_bad = checkpoint.load(ROOT / "checkpoints" / "mnist_unregularized").sample(200, seed=7).clamp(0, 1)
+        x = checkpoint.load(RUN).sample(300, seed=7).clamp(0, 1)
+        x_bad = checkpoint.load(ROOT / "checkpoints" / "mnist_unregularized").sample(300, seed=7).clamp(0, 1)
     s, bad = score_samples(x), score_samples(x_bad)
-    assert s.confident > 0.5, s
-    assert 10 - len(s.missing_classes) >= 2, s
+    assert s.confident > CONFIDENT_MIN, s
+    assert 10 - len(s.missing_classes) >= 9, s
+    assert max(s.class_counts) / s.n < 0.3, s  # no digit dominates (uniform: 0.1)
     assert s.frechet < bad.frechet, (s, bad)
 
 
