@@ -56,7 +56,7 @@ seed = 0
 n_show = 40 if SMOKE else 100  # images per sample grid
 n_eval = 100 if SMOKE else 500  # samples scored by the classifier (h = 1)
 n_fine = 8 if SMOKE else 200  # samples pushed with h = 1/64 (320 Euler steps) for the h-comparison
-demo_iters = 5 if SMOKE else 20  # iterations of the live training demo (paper setting, small batch)
+demo_iters = 20  # iterations of the live training demo (paper setting, small batch)
 demo_batch = 16 if SMOKE else 64
 
 # %%
