@@ -94,9 +94,9 @@ print(f"data: {dataset}, {tuple(data.shape)}, smoke mode: {SMOKE}")
 #
 # Training is discretise-then-optimise: particles follow the Euler recurrence (39),
 # $x_{n+1}=x_n+h\,v_n$, $v_n=v(x_n,t_n)=-\nabla_xU(x_n,t_n)/\lambda$, and the kinetic energy is the Riemann sum
-# $$\mathrm{KE}_h=\frac1M\sum_{i=1}^M\sum_{n=0}^{N-1}h\,\tfrac12|v(x_n^i,t_n)|^2
-# =\frac1M\sum_i\sum_n\frac{|x^i_{n+1}-x^i_n|^2}{2h}
-# \ \ge\ \frac1M\sum_i\frac{|x_N^i-x_0^i|^2}{2T}=:\mathrm{KE}_{\rm chord}.$$
+# $$\begin{aligned}\mathrm{KE}_h&=\frac1M\sum_{i=1}^M\sum_{n=0}^{N-1}h\,\tfrac12|v(x_n^i,t_n)|^2
+# =\frac1M\sum_i\sum_n\frac{|x^i_{n+1}-x^i_n|^2}{2h}\\
+# &\ge\ \frac1M\sum_i\frac{|x_N^i-x_0^i|^2}{2T}=:\mathrm{KE}_{\rm chord}.\end{aligned}$$
 # The inequality is Cauchy–Schwarz again, now for sums: $|\sum_n\Delta_n|^2\le N\sum_n|\Delta_n|^2$ with
 # $\Delta_n=x_{n+1}-x_n$ and $Nh=T$; equality iff all increments of a particle are equal. So the ratio
 # $\mathrm{KE}_h/\mathrm{KE}_{\rm chord}\ge1$ measures how far the paths are from straight lines at constant speed.

@@ -102,8 +102,8 @@ torch.manual_seed(seed)
 # ## 3 · A solvable case: Hopf–Lax for $\varphi=\frac a2|x|^2$ (method.md §9.4)
 #
 # With the quadratic terminal cost $\varphi(x)=\frac a2|x|^2$, $a>0$, the HJ equation is solved by
-# $$U(x,t)=\frac{a\lambda|x|^2}{2(\lambda+a(T-t))},\qquad\nabla U=\frac{a\lambda\,x}{\lambda+a(T-t)},\qquad
-# \partial_tU=\frac{a^2\lambda|x|^2}{2(\lambda+a(T-t))^2}=\frac{|\nabla U|^2}{2\lambda},$$
+# $$U(x,t)=\frac{a\lambda|x|^2}{2(\lambda+a(T-t))},\qquad\nabla U=\frac{a\lambda\,x}{\lambda+a(T-t)},$$
+# $$\partial_tU=\frac{a^2\lambda|x|^2}{2(\lambda+a(T-t))^2}=\frac{|\nabla U|^2}{2\lambda},$$
 # and $U(\cdot,T)=\varphi$. Paths: $x(t)=x(T)\big(1+\frac{a(T-t)}\lambda\big)$ with constant velocity
 # $v=-a\,x(T)/\lambda$; starting from $x_0$, $x(T)=\frac{\lambda x_0}{\lambda+aT}$.
 #

@@ -38,11 +38,11 @@
 # $\dot x=v(x,t)=-\nabla_x U_\theta(x,t)/\lambda$, discretised by forward Euler (39),
 # $$x_{n+1}=x_n-\frac h\lambda\nabla_xU_\theta(x_n,t_n),\qquad n=0,\dots,N-1,\ N=T/h .$$
 # Each iteration makes 5 ascent steps on the discriminator objective (40)–(41)
-# $$J_D(\omega)=\frac1M\sum_i\varphi_\omega(x_N^i)-\log\frac1M\sum_j e^{\varphi_\omega(y^j)}-\gamma\,\mathrm{GP}(\omega),\qquad
-# \mathrm{GP}(\omega)=\frac1M\sum_i\max\big(0,|\nabla_x\varphi_\omega(\hat x^i)|^2-L^2\big),$$
+# $$J_D(\omega)=\frac1M\sum_i\varphi_\omega(x_N^i)-\log\frac1M\sum_j e^{\varphi_\omega(y^j)}-\gamma\,\mathrm{GP}(\omega),$$
+# $$\mathrm{GP}(\omega)=\frac1M\sum_i\max\big(0,|\nabla_x\varphi_\omega(\hat x^i)|^2-L^2\big),$$
 # then one descent step on the potential objective (42)
-# $$J_G(\theta)=\frac1M\sum_i\varphi(x_N^i(\theta))+\lambda\,\mathrm{KE}_h(\theta),\qquad
-# \mathrm{KE}_h=\frac1M\sum_i\sum_{n=0}^{N-1}h\,\tfrac12\big|v(x_n^i,t_n)\big|^2 .$$
+# $$J_G(\theta)=\frac1M\sum_i\varphi(x_N^i(\theta))+\lambda\,\mathrm{KE}_h(\theta),$$
+# $$\mathrm{KE}_h=\frac1M\sum_i\sum_{n=0}^{N-1}h\,\tfrac12\big|v(x_n^i,t_n)\big|^2 .$$
 # The ablation (46)–(49) switches the two regularisers on and off:
 #
 # | eq. | `variant` | discriminator: W1 proximal ($\gamma\,\mathrm{GP}$, Lipschitz bound $L$) | potential: W2 proximal ($\lambda\,\mathrm{KE}_h$) |

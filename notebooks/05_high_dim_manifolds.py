@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 05 · Learning a 2-D manifold in $\mathbb R^7$ and $\mathbb R^{12}$
+# # 05 · Learning a 2-D manifold in ℝ⁷ and ℝ¹²
 #
 # **Learning goals.** After this notebook you can
 #
@@ -37,8 +37,8 @@
 # `sample_toy(name, n, dim=d)` draws $z\in\mathbb R^2$ from a 2-D toy law and returns $x=Bz$ with a fixed
 # $B\in\mathbb R^{d\times2}$, $B^\top B=I_2$ (`embedding(d)`). The target $\pi$ therefore lives on the plane
 # $P=\mathrm{range}(B)$. Two maps come with it:
-# $$\text{projection (plane coordinates)}\quad z=B^\top x,\qquad
-#   \text{distance off the plane}\quad \mathrm{dist}(x,P)=|x-BB^\top x| .$$
+# $$\text{projection (plane coordinates)}\quad z=B^\top x,$$
+# $$\text{distance off the plane}\quad \mathrm{dist}(x,P)=|x-BB^\top x| .$$
 # The prior $\rho_0=\mathcal N(0,I_d)$ is not on $P$: its off-plane part $x-BB^\top x$ is a standard Gaussian in the
 # $k=d-2$ orthogonal directions, so $\mathrm{dist}(x_0,P)$ has the $\chi_k$ law with mean
 # $$\mathbb E\,\mathrm{dist}(x_0,P)=\sqrt2\,\frac{\Gamma\big(\frac{k+1}2\big)}{\Gamma\big(\frac k2\big)}\approx\sqrt{k-\tfrac12}.$$

@@ -287,8 +287,8 @@ assert slopes[f"γ = {paper_gamma.config.gp_weight:g} (paper)"].mean() > 2 * slo
 # the samples (`phi_slope`, section 3b) and the number of digits the classifier finds among those samples
 # (`classifier_classes`); the $\gamma=0.1$ run of section 3b is drawn as a fifth curve. The two indicators are
 #
-# $$R_{\rm HJ}=h\sum_{n<N}\frac1M\sum_i\Big|\partial_tU-\frac{|\nabla_xU|^2}{2\lambda}\Big|(x^i_n,t_n),\qquad
-# R_T=\Big(\frac1M\sum_i|\nabla_xU(x^i_N,T)-\nabla\varphi(x^i_N)|^2\Big)^{1/2}.\tag{43–44}$$
+# $$R_{\rm HJ}=h\sum_{n<N}\frac1M\sum_i\Big|\partial_tU-\frac{|\nabla_xU|^2}{2\lambda}\Big|(x^i_n,t_n),\tag{43}$$
+# $$R_T=\Big(\frac1M\sum_i|\nabla_xU(x^i_N,T)-\nabla\varphi(x^i_N)|^2\Big)^{1/2}.\tag{44}$$
 #
 # Without the Lipschitz bound (46)–(47) the discriminator can separate generated and real images without limit:
 # $\varphi$ grows, the DV estimate climbs, and the potential, pushed by $\nabla\varphi$, follows; the run is stopped when
