@@ -41,6 +41,8 @@ PRESET_FIELDS = ("arch", "prior", "T", "h", "lam", "L", "gp_weight", "n_iters", 
 EXPECTED: dict[str, tuple[str, str]] = {
     "train_step.json": ("Cost of one training step", "`make bench`"),
     "mnist.json": ("MNIST", "`python benchmarks/mnist_eval.py` on the checkpoints of `make train-mnist`"),
+    "mnist_gamma_sweep.json": ("MNIST: the gradient-penalty weight γ (the exploratory runs behind `cpu_mnist`)",
+                               "`python benchmarks/mnist_gamma_sweep.py --runs ...`"),
 }
 # friendlier headings for common keys of the JSON files
 HEADINGS = {"meta": "Where and how it was measured", "metadata": "Where and how it was measured",

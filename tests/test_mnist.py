@@ -189,3 +189,35 @@ def test_cnn_explicit_input_gradients_match_autograd() -> None:
         pb = torch.autograd.grad(gb.pow(2).sum(), params)
         for a, b in zip(pa, pb):
             assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
+
+
+def _gamma_sweep_module():  # noqa: ANN202
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mnist_gamma_sweep", ROOT / "benchmarks" / "mnist_gamma_sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gamma_sweep_summary_matches_its_records() -> None:
+    """benchmarks/mnist_gamma_sweep.json (the book's table) is the summary of the stored per-checkpoint records."""
+    import json
+
+    sweep = _gamma_sweep_module()
+    records = json.loads(sweep.RECORDS.read_text())
+    assert json.loads(sweep.OUT.read_text()) == json.loads(json.dumps({n: sweep.summarise(r) for n, r in records.items()}))
+    low, high = records["gamma0.1_lrU5e-4"], records["gamma1"]
+    assert max(x["U"]["digits_ge_1pct"] for x in low["records"]) <= 7  # the collapse the notebook describes
+    assert min(x["U"]["digits_ge_1pct"] for x in high["records"][2:]) >= 9
+
+
+def test_gamma_sweep_run_records_scores(monkeypatch: pytest.MonkeyPatch) -> None:
+    sweep = _gamma_sweep_module()
+    monkeypatch.setitem(sweep.RUNS, "tiny", dict(sweep.BASE, gp_weight=1.0, lr_potential=5e-4, n_iters=2, batch_size=8,
+                                                 disc_steps=1))
+    r = sweep.run("tiny", eval_every=1, data_root=str(DATA))
+    assert r["iterations"] == 2 and [x["iteration"] for x in r["records"]] == [0, 1]
+    s = sweep.summarise(r)
+    assert s["checkpoint_iterations"] == [0, 1] and 1 <= s["final_U"]["digits_ge_1pct"] <= 10
+    assert sum(r["records"][-1]["U_ema"]["class_counts"]) == 500
