@@ -275,8 +275,10 @@ assert slopes[f"γ = {paper_gamma.config.gp_weight:g} (paper)"].mean() > 2 * slo
 # (reverse‑KL) and transport (Wasserstein) objectives. Two caveats. First, $\gamma$ is a hyper‑parameter of the
 # *soft* constraint, not of the problem (19): the theory assumes $\mathrm{Lip}(\varphi)\le L$ exactly, and
 # $\gamma=1$ is simply closer to that. Second, the paper's long run (5000 iterations at batch 200) reached
-# mostly diverse digits with $\gamma=0.1$; we do not know how steep its $\varphi$ was, and our claim is only
-# about short runs. Watch `phi_slope` and `classifier_classes` in the curves of section 4. The choice
+# mostly diverse digits with $\gamma=0.1$, so our claim is only about short runs. Its $\varphi$ was probably as
+# steep as our $\gamma=0.1$ one: in our runs the terminal error $R_T$ (44) is almost exactly the slope of $\varphi$
+# (compare the `terminal_error` and `phi_slope` curves of section 4), and the authors' final logged terminal
+# error, rescaled to $R_T$, is about 6.5 (section 7), next to 6.2 for our $\gamma=0.1$ run and 1.1 for $\gamma=1$. Watch `phi_slope` and `classifier_classes` in the curves of section 4. The choice
 # $\gamma=1$ came from four exploratory runs at a constant learning rate (`benchmarks/mnist_gamma_sweep.py`, results
 # in `benchmarks/mnist_gamma_sweep.json` and on the book's "Reproducing" page): with $\gamma=0.1$ and either
 # learning rate for $U$ they never drew more than 7 digits, and averaging $U$'s weights did not help; with
@@ -387,10 +389,11 @@ assert ke_path >= ke_chord * (1 - 1e-5)  # Cauchy-Schwarz: never below the chord
 #   so the float32 overflow behind the authors' NaN at iterations 148 / 136 cannot happen, §6 d6).
 
 # %%
-ref = {"w1w2": dict(ke=19.34, hj=1.12, ke_code=12.20, hj_code=0.428, rel=0.36),
-       "w1": dict(ke=28.00, hj=1.66, ke_code=23.87, hj_code=0.976, rel=0.42)}
+# R_T: the authors log |grad phi - grad U(., T)|_F / M with M = 5000 (bug §6 d3); times sqrt(M) it is our RMS R_T (44)
+ref = {"w1w2": dict(ke=19.34, hj=1.12, ke_code=12.20, hj_code=0.428, rt=0.0926 * 5000**0.5, rel=0.36),
+       "w1": dict(ke=28.00, hj=1.66, ke_code=23.87, hj_code=0.976, rt=0.1005 * 5000**0.5, rel=0.42)}
 print(f"{'':18s} {'KE_h (h=1)':>11s} {'authors*':>9s} {'paper log':>10s} {'R_HJ':>6s} {'authors*':>9s} "
-      f"{'paper log':>10s} {'R_T':>6s} {'h-change':>9s} {'authors*':>9s}")
+      f"{'paper log':>10s} {'R_T':>6s} {'paper log':>10s} {'h-change':>9s} {'authors*':>9s}")
 for v in ("w1", "w1w2"):
     r = runs[v]
     with torch.no_grad():
@@ -400,8 +403,9 @@ for v in ("w1", "w1w2"):
     hj = hj_residual(r.potential, p.states, cfg.h, cfg.lam)
     te = terminal_error(r.potential, r.discriminator, p.final, cfg.T)
     print(f"{LABEL[v]:18s} {ke:11.2f} {ref[v]['ke']:9.2f} {ref[v]['ke_code']:10.2f} {hj:6.2f} {ref[v]['hj']:9.2f} "
-          f"{ref[v]['hj_code']:10.3f} {te:6.3f} {gaps[v]['relative']:9.0%} {ref[v]['rel']:9.0%}")
-print("* authors' final weights re-evaluated with the correct formulas (method.md §7.1)")
+          f"{ref[v]['hj_code']:10.3f} {te:6.2f} {ref[v]['rt']:10.2f} {gaps[v]['relative']:9.0%} {ref[v]['rel']:9.0%}")
+print("* authors' final weights re-evaluated with the correct formulas (method.md §7.1); R_T 'paper log' is their "
+      "final logged terminal error rescaled by sqrt(5000)")
 for v in ("unregularized", "w2"):
     print(f"{LABEL[v]:18s} stopped at iteration {runs[v].diverged_at} (paper: NaN at logged iteration "
           f"{148 if v == 'unregularized' else 136}); reason: {runs[v].divergence_reason}")
@@ -416,6 +420,12 @@ for v in ("unregularized", "w2"):
 #   below the authors' on KE, $R_{
 # m HJ}$ and the ratio, after about a ninth of their training work; the correct,
 #   non‑detached KE in the loss (§6 a) penalises exactly the curvature that these numbers measure.
+# * **The terminal condition.** $U(\cdot,T)=\varphi^\ast$ (20) asks for $\nabla\varphi(x_T)=\nabla U(x_T,T)=-\lambda v$.
+#   With $\lambda=0.05$ and the speeds of our flows (about 8.6 pixels‑norm travelled in $T=5$), $|\nabla U|$ is
+#   about 0.1 in every run, while the slope of $\varphi$ at the samples sits at its bound (about 1.1 for
+#   $\gamma=1$, about 6 for $\gamma=0.1$). So $R_T$ is about the slope of $\varphi$: the discriminator is still far
+#   from the nearly flat $\varphi^\ast$ of a converged flow. Ours is about 1 because $\gamma=1$ keeps the slope
+#   near $L$ (section 3b); the authors' is about 6.5.
 # * **Discretisation invariance is partial.** Going from $h=1$ to $h=1/64$ changes our W1 ⊕ W2 samples by about
 #   as much as the authors' (the "h‑change" column), and W1 only much more. So the W2 proximal clearly helps, but
 #   neither run is $h$‑invariant: that needs the HJ equation to hold (residual near 0), and our $R_{
