@@ -69,7 +69,7 @@ def image_grid(images: Tensor, nrow: int = 10, ax: Axes | None = None, title: st
     for i in range(n):
         r, c = divmod(i, nrow)
         canvas[r * (hgt + 2) + 1:r * (hgt + 2) + 1 + hgt, c * (wid + 2) + 1:c * (wid + 2) + 1 + wid] = x[i, 0]
-    ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1)
+    ax.imshow(canvas.numpy(), cmap="gray_r", vmin=0, vmax=1)
     ax.set(title=title, xticks=[], yticks=[])
     return ax
 

@@ -221,3 +221,27 @@ def test_gamma_sweep_run_records_scores(monkeypatch: pytest.MonkeyPatch) -> None
     s = sweep.summarise(r)
     assert s["checkpoint_iterations"] == [0, 1] and 1 <= s["final_U"]["digits_ge_1pct"] <= 10
     assert sum(r["records"][-1]["U_ema"]["class_counts"]) == 500
+
+
+def test_train_mnist_script_writes_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """scripts/train_mnist.py (what `make train-mnist` runs), at 2 tiny iterations: overrides, tag, run files."""
+    import importlib.util
+    import json
+    import sys
+
+    spec = importlib.util.spec_from_file_location("train_mnist", ROOT / "scripts" / "train_mnist.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(sys, "argv", ["train_mnist.py", "--variants", "w1w2", "--n-iters", "2", "--quiet",
+                                      "--set", "batch_size=4", "disc_steps=1", "gp_weight=0.1", "--tag", "test",
+                                      "--data-root", str(DATA), "--out-root", str(tmp_path)])
+    script.main()
+    run = tmp_path / "mnist_w1w2_test"
+    r = checkpoint.load(run)
+    assert r.iterations_done == 2 and r.config.gp_weight == 0.1 and r.config.batch_size == 4
+    history = json.loads((run / "history.json").read_text())
+    assert history["extra"]["overrides"] == ["batch_size=4", "disc_steps=1", "gp_weight=0.1"]
+    assert len(history["history"]["phi_slope"]) == len(history["history"]["iteration"]) == 2
+    assert (run / "samples.png").is_file()
+    with pytest.raises(SystemExit):
+        script.parse_overrides(["gp_weight"])
