@@ -220,7 +220,7 @@ assert s.frechet < scores["unregularized"].frechet  # closer to the test set tha
 #
 # ## 3b. Why $\gamma$ matters: the W1 bound must actually bind
 #
-# Our first CPU runs used the paper's $\gamma=0.1$. They gave sharp digits but **mode collapse**: four or five
+# Our first CPU runs used the paper's $\gamma=0.1$. They gave sharp digits but **mode collapse**: mostly four to six
 # digits, with the whole batch hopping from one digit to the next during training. The reason is in (6)–(8).
 # The gradient penalty (41) is *soft*: it only charges $\gamma\max(0,|\nabla\varphi|^2-L^2)$, so the
 # discriminator may buy a steeper slope whenever the DV term pays more than the penalty costs. A discriminator

@@ -174,7 +174,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # benchmarks/mnist.json): batch 64 instead of 200, 1800 instead of 5000 iterations, lr_phi 2.5e-4 instead of 1e-4,
 # cosine decay, and gamma = 1 instead of 0.1. With the paper's gamma = 0.1 the soft penalty (41) leaves phi with
 # slope |grad phi| ~ 6 = 6 L, so the divergence acts like the nearly mode-seeking KL and the short run collapses
-# onto 4-5 digits; gamma = 1 keeps the slope near L and every digit appears (notebook 06, section 3).
+# onto a few digits (mostly 4-6); gamma = 1 keeps the slope near L and every digit appears (notebook 06, section 3b).
 PRESETS["cpu_mnist"] = dict(PRESETS["paper_mnist"], batch_size=64, lr_discriminator=2.5e-4, gp_weight=1.0,
                             lr_schedule="cosine", n_iters=1800, log_every=10)
 
