@@ -209,9 +209,10 @@ assert share < 0.35, s  # no digit dominates
 assert s.frechet < scores["unregularized"].frechet  # closer to the test set than the diverged run
 
 # %% [markdown]
-# **What the scores say.** At the CPU budget the W1 ⊕ W2 flow draws **every digit** (histogram above), and
-# a good part of its samples are recognised with confidence ≥ 0.9. The histogram is not flat (some digits,
-# often 8, are over‑represented, others, often 1, rare), and the digits are wobbly and sit on a grey haze: the
+# **What the scores say.** At the CPU budget the W1 ⊕ W2 flow draws **every digit** (histogram above: a digit
+# counts as present when the classifier assigns it at least one sample), and a good part of its samples are
+# recognised with confidence ≥ 0.9. The histogram is not flat: some digits, often 8, are over‑represented, and
+# others are rare (in `benchmarks/mnist.json`, from another prior seed, the digit 1 has 4 of 500 samples); and the digits are wobbly and sit on a grey haze: the
 # remains of the uniform noise that a short, small‑batch run has not fully transported away. Real digits score
 # far better (last row). W1 only (48) is about as diverse and as sharp; where it differs from W1 ⊕ W2 is the
 # *path* that gets there (kinetic energy and $h$‑dependence, sections 5–7). The two runs that diverge are
@@ -221,21 +222,30 @@ assert s.frechet < scores["unregularized"].frechet  # closer to the test set tha
 # ## 3b. Why $\gamma$ matters: the W1 bound must actually bind
 #
 # Our first CPU runs used the paper's $\gamma=0.1$. They gave sharp digits but **mode collapse**: mostly four to six
-# digits, with the whole batch hopping from one digit to the next during training. The reason is in (6)–(8).
-# The gradient penalty (41) is *soft*: it only charges $\gamma\max(0,|\nabla\varphi|^2-L^2)$, so the
-# discriminator may buy a steeper slope whenever the DV term pays more than the penalty costs. A discriminator
-# of slope $kL$ computes the Lipschitz‑$kL$ divergence $D^{kL}_{\rm KL}$, and as the bound grows this moves
-# from the transport‑like $L\,W_1$ towards the plain $\mathrm{KL}(\rho_T\|\pi)$ (inequality (8)). The two
-# punish a missing digit very differently:
+# digits, with the whole batch hopping from one digit to the next during training. Why?
 #
-# * $\mathrm{KL}(\rho_T\|\pi)$ is **mode‑seeking**: a $\rho_T$ that draws only $k$ of the 10 digits (each
-#   perfectly) costs only $\log(10/k)$ nats, e.g. 0.92 for $k=4$;
-# * $L\,W_1(\rho_T,\pi)$ must move the missing mass to the missing digits, about
-#   $(1-k/10)\times$ (distance between digits of different classes) $\times L$.
+# *Not because of the value of the objective.* Take $\eta=\rho_T$ in (6): whatever $L$,
+# $D^L_{\rm KL}(\rho_T\|\pi)\le\mathrm{KL}(\rho_T\|\pi)$, and a $\rho_T$ that draws only $k$ of the 10 digits (each
+# perfectly) has $\mathrm{KL}(\rho_T\|\pi)=\log(10/k)$, e.g. 0.92 nats for $k=4$. Dropping digits is cheap for every
+# $L$; the objective prices sample *quality* (mass off the data, where KL is infinite and the $L\,W_1$ part of
+# (6) takes over) far more than coverage.
 #
-# The cell measures both, and the slope $|\nabla\varphi|$ of the two discriminators at their samples. The run
-# with $\gamma=0.1$ is `checkpoints/mnist_w1w2_gamma0.1` (same protocol, only $\gamma$ differs; also made by
-# `make train-mnist`).
+# *Because of the force on the samples.* The potential sees $\varphi$ only through $\nabla\varphi$ at its samples
+# (the loss (42), the terminal condition (20)). The gradient penalty (41) is *soft*: it charges
+# $\gamma\max(0,|\nabla\varphi|^2-L^2)$, so the discriminator buys a steeper slope whenever the DV term pays more than
+# the penalty costs, and a discriminator of slope $L_{\rm eff}$ computes $D^{L_{\rm eff}}_{\rm KL}$ rather than
+# $D^{L}_{\rm KL}$. Two regimes, by inequality (8):
+#
+# * slope held near $L$: $\varphi$ behaves like a Kantorovich potential of $L\,W_1$, whose gradient has size about
+#   $L$ along the transport rays from the generated mass to the data, including towards digits the flow does not
+#   draw: over‑represented samples feel a steady push towards the missing digits;
+# * steep slope: $\varphi$ tends to the KL witness $\log(\rho_T/\pi)+c$, which is shaped by where the samples
+#   already are: large on the over‑represented digits, with a strong but local gradient, so the whole batch jumps
+#   together to some under‑represented region and the discriminator chases it there (the hopping).
+#
+# This is an explanation, not a theorem; the cell measures what it can: the slope $|\nabla\varphi|$ of both
+# discriminators at their samples, and the two runs' digits. The run with $\gamma=0.1$ is
+# `checkpoints/mnist_w1w2_gamma0.1` (same protocol, only $\gamma$ differs; also made by `make train-mnist`).
 
 # %%
 paper_gamma = checkpoint.load(CKPT / "mnist_w1w2_gamma0.1")
@@ -254,30 +264,24 @@ for (name, sl), sc in zip(slopes.items(), (scores["w1w2"], scores_pg)):
           f"{10 - len(sc.missing_classes)} digits, confident {sc.confident:.2f}, Fréchet {sc.frechet:.0f}, "
           f"histogram {sc.class_counts}")
 
-# the two prices of dropping digits: log(10/k) nats (KL) against moving mass between digits (L W1)
-digits, labels = mnist(DATA, train=True, n=2000, seed=1, return_labels=True)
-i, j = torch.randperm(2000, generator=torch.Generator().manual_seed(0)).view(2, -1)
-other = labels[i] != labels[j]
-between = float((digits[i] - digits[j]).flatten(1).norm(dim=1)[other].mean())
-k = sum(c >= 0.02 * scores_pg.n for c in scores_pg.class_counts)  # digits that make up >= 2 % of the samples
-print(f"mean distance between two digits of different classes: {between:.1f}; the γ = 0.1 run draws {k} digits "
-      f"with >= 2 % of its samples each")
-print(f"dropping {10 - k} of 10 digits costs  KL: log(10/{k}) = {torch.log(torch.tensor(10 / k)):.2f} nats,  "
-      f"L W1: about {(1 - k / 10) * between * cfg.L:.1f}")
+# digits that make up >= 1 % of the samples, and the bound log(10/k) on what dropping the others can cost (any L)
+k = sum(c >= 0.01 * scores_pg.n for c in scores_pg.class_counts)
+print(f"the γ = {paper_gamma.config.gp_weight:g} run draws {k} digits with >= 1 % of its samples each; an ideal "
+      f"sampler of {k} digits has KL(rho_T || pi) = log(10/{k}) = {torch.log(torch.tensor(10 / k)):.2f} nats, "
+      f"an upper bound on D^L for every L")
 assert slopes[f"γ = {paper_gamma.config.gp_weight:g} (paper)"].mean() > 2 * slopes[f"γ = {cfg.gp_weight:g} (shipped)"].mean()
 
 # %% [markdown]
 # **Reading the cell.** With the paper's $\gamma=0.1$ the discriminator's slope at the samples is several times
-# $L$, so the run optimises something close to the mode‑seeking KL: it draws a few digits, here more sharply
-# (higher confidence), and drops the others, because dropping them is cheap (a nat or so) next to what the W1 term
-# would charge for the missing mass. With $\gamma=1$ the slope stays close to $L$, the W1 part of (6) is in force,
-# and every digit appears, with less sharp samples in this pair of runs: the classic trade‑off between
-# mode‑seeking (reverse‑KL) and transport (Wasserstein) objectives.
+# $L$: the run is in the KL‑like regime, draws a few digits, here more sharply (higher confidence), and drops the
+# others. With $\gamma=1$ the slope stays close to $L$, the transport‑like regime, and every digit appears, with
+# less sharp samples in this pair of runs: the classic trade‑off between mode‑seeking (reverse‑KL) and transport
+# (Wasserstein) objectives.
 #
 # Two caveats. First, $\gamma$ is a hyper‑parameter of the *soft* constraint, not of the problem (19): the theory
 # assumes $\mathrm{Lip}(\varphi)\le L$ exactly, and $\gamma=1$ is simply closer to that. Second, the paper's long
-# run (5000 iterations at batch 200) reached mostly diverse digits with $\gamma=0.1$, so our claim is only about
-# short runs. Its $\varphi$ was probably as steep as our $\gamma=0.1$ one: in our runs the terminal error $R_T$ (44)
+# run (5000 iterations at batch 200, $\gamma=0.1$) gave a model that draws most digits, some rarely, so our claim
+# is only about short runs. Its $\varphi$ was probably as steep as our $\gamma=0.1$ one: in our runs the terminal error $R_T$ (44)
 # is almost exactly the slope of $\varphi$ (compare the `terminal_error` and `phi_slope` curves of section 4), and
 # the authors' final logged terminal error, rescaled to $R_T$, is about 6.5 (section 7), next to 6.2 for our
 # $\gamma=0.1$ run and 1.1 for $\gamma=1$.
@@ -289,8 +293,9 @@ assert slopes[f"γ = {paper_gamma.config.gp_weight:g} (paper)"].mean() > 2 * slo
 # samples each) at most checkpoints, with the most frequent digit at 26–99 % and a Fréchet distance of 258–325 at
 # the end; the seed‑1 run recovered to 8 digits in its last iterations. Averaging $U$'s weights (EMA) did not help.
 # With $\gamma=1$ or $10$ the runs drew 8–10 digits at nearly every checkpoint, with Fréchet distances of
-# 134–167 at the end for $\gamma=1$. One weakness is common to the $\gamma=1$ runs: the digit 1 is rare (under 1 %
-# of the samples).
+# 134–167 at the end for $\gamma=1$; the $\gamma=10$ run (constant learning rate) fell to 6 digits at its last
+# checkpoint (most frequent 49 %, Fréchet 293), a swing that the cosine decay of `cpu_mnist` is meant to damp. In
+# the shipped run and its seed‑1 twin the digit 1 is rare (under 1 % of the samples at $h=1$).
 
 # %% [markdown]
 # ## 4. Training curves: which runs blow up, and why
@@ -306,8 +311,9 @@ assert slopes[f"γ = {paper_gamma.config.gp_weight:g} (paper)"].mean() > 2 * slo
 #
 # Without the Lipschitz bound (46)–(47) the discriminator can separate generated and real images without limit:
 # $\varphi$ grows, the DV estimate climbs, and the potential, pushed by $\nabla\varphi$, follows; the run is stopped when
-# the estimate passes `max_divergence` (or a value becomes non‑finite). With $L=1$ the estimate stays bounded by
-# (8): $D^L\le L\,W_1$.
+# the estimate passes `max_divergence` (or a value becomes non‑finite). With the gradient penalty the estimate stays
+# bounded, by (8) with the slope that the soft penalty actually allows: about $1.1\,W_1$ for $\gamma=1$, about
+# $6\,W_1$ for the $\gamma=0.1$ run, which is why its curve sits higher.
 
 # %%
 hists = {**{LABEL[v]: r.history for v, r in runs.items()}, "(49), γ = 0.1 (3b)": paper_gamma.history}
@@ -363,7 +369,8 @@ assert abs(check.rms - float((gaps["w1w2"]["x_coarse"][:2] - gaps["w1w2"]["x_fin
 #
 # Six particles pushed with $h=1/64$; we show $x(t)$ at $t=0,1,\dots,5$. Straight, constant‑speed paths mean that
 # the path kinetic energy equals the chord energy: $\mathrm{KE}_h\ge\frac1M\sum_i|x_N^i-x_0^i|^2/(2T)$ with equality
-# only for straight lines (§2, Cauchy–Schwarz). The ratio printed below is 1 for a perfectly straight flow.
+# only for straight lines traversed at constant speed (§2, Cauchy–Schwarz). The ratio printed below (over all the
+# $h=1/64$ paths of section 5) is 1 for a perfectly straight flow.
 
 # %%
 path = fine_paths["w1w2"][:, :6]  # the h = 1/64 paths of section 5
@@ -374,10 +381,13 @@ image_grid(snap.transpose(0, 1).reshape(-1, 1, 28, 28), nrow=6, ax=ax,
            title="W1 ⊕ W2, h = 1/64: rows = particles, columns = t = 0 … 5")
 plt.show()
 
-ke_path, ke_chord = path_kinetic_energy(path, 1 / 64), chord_kinetic_energy(path, cfg.T)
-print(f"KE_h(1/64) = {ke_path:.2f}, chord energy = {ke_chord:.2f}, ratio = {ke_path / ke_chord:.2f} (1 = straight; "
-      f"the authors' W1 ⊕ W2 weights: 1.69, W1 only: 2.04, method.md §7.1)")
-assert ke_path >= ke_chord * (1 - 1e-5)  # Cauchy-Schwarz: never below the chord energy
+ratio = {}
+for v in ("w1", "w1w2"):
+    ke_path, ke_chord = path_kinetic_energy(fine_paths[v], 1 / 64), chord_kinetic_energy(fine_paths[v], cfg.T)
+    ratio[v] = float(ke_path / ke_chord)
+    print(f"{LABEL[v]:16s} KE_h(1/64) = {ke_path:.2f}, chord energy = {ke_chord:.2f}, ratio = {ratio[v]:.2f} "
+          f"(1 = straight; the authors' weights: {1.69 if v == 'w1w2' else 2.04}, method.md §7.1)")
+    assert ke_path >= ke_chord * (1 - 1e-5)  # Cauchy-Schwarz: never below the chord energy
 
 # %% [markdown]
 # ## 7. Our numbers next to the paper's
@@ -388,18 +398,21 @@ assert ke_path >= ke_chord * (1 - 1e-5)  # Cauchy-Schwarz: never below the chord
 #
 # * **KE.** The paper's logged KE (12.2 for W1 ⊕ W2, 23.9 for W1 only, means over iterations 100–5000) is the
 #   code's KE, evaluated at the wrong point $(x_{n+1},t_n)$ and detached (bug §6 a). On the authors' own final
-#   weights it reads 9.49 where the correct discrete KE is **19.34** (W1 only: 28.00). So the like‑for‑like
-#   reference for our KE at $h=1$ is 19.3 / 28.0, not 12.2 / 23.9.
+#   weights it reads 9.49 (W1 only: 17.99, the "paper log" column) where the correct discrete KE is **19.34**
+#   (W1 only: 28.00). So the like‑for‑like reference for our KE at $h=1$ is 19.3 / 28.0, not 12.2 / 23.9.
 # * **HJ.** The paper's 0.43 / 0.98 uses the wrong sign ($\partial_tU+|\nabla U|^2/2\lambda$, bug §6 c), which mostly
-#   re‑measures $\lambda\,\mathrm{KE}$. With the correct sign their final weights give 1.12 / 1.66.
+#   re‑measures $\lambda\,\mathrm{KE}$ (final logged values 0.319 / 0.668). With the correct sign their final weights
+#   give 1.12 / 1.66.
 # * **Length.** Our runs are much shorter than 5000 iterations at batch 200 (CPU budget), so our flows are
 #   less converged; the ablations that fail are stopped by our divergence test, not by NaN (we use `logsumexp`,
-#   so the float32 overflow behind the authors' NaN at iterations 148 / 136 cannot happen, §6 d6).
+#   so the float32 overflow that probably caused the authors' NaN at iterations 148 / 136 cannot happen, §6 d6).
 
 # %%
 # R_T: the authors log |grad phi - grad U(., T)|_F / M with M = 5000 (bug §6 d3); times sqrt(M) it is our RMS R_T (44)
-ref = {"w1w2": dict(ke=19.34, hj=1.12, ke_code=12.20, hj_code=0.428, rt=0.0926 * 5000**0.5, rel=0.36),
-       "w1": dict(ke=28.00, hj=1.66, ke_code=23.87, hj_code=0.976, rt=0.1005 * 5000**0.5, rel=0.42)}
+# "paper log": the values the authors' code logged at iteration 5000 (method.md §7.1)
+ref = {"w1w2": dict(ke=19.34, hj=1.12, ke_code=9.49, hj_code=0.319, rt=0.0926 * 5000**0.5, rel=0.36),
+       "w1": dict(ke=28.00, hj=1.66, ke_code=17.99, hj_code=0.668, rt=0.1005 * 5000**0.5, rel=0.42)}
+terminal = {}
 print(f"{'':18s} {'KE_h (h=1)':>11s} {'authors*':>9s} {'paper log':>10s} {'R_HJ':>6s} {'authors*':>9s} "
       f"{'paper log':>10s} {'R_T':>6s} {'paper log':>10s} {'h-change':>9s} {'authors*':>9s}")
 for v in ("w1", "w1w2"):
@@ -410,10 +423,18 @@ for v in ("w1", "w1w2"):
     assert abs(ke - float(path_kinetic_energy(p.states, cfg.h))) <= 1e-4 * max(ke, 1)  # two forms of KE_h (§2)
     hj = hj_residual(r.potential, p.states, cfg.h, cfg.lam)
     te = terminal_error(r.potential, r.discriminator, p.final, cfg.T)
+    with torch.enable_grad():  # the pieces of the terminal condition (20): grad U(x_N, T) against grad phi(x_N)
+        xN = p.final.detach().requires_grad_(True)
+        (grad_u_T,) = torch.autograd.grad(r.potential(xN, torch.full((len(xN),), cfg.T)).sum(), xN)
+    terminal[v] = {"|grad U(x_N, T)|": float(grad_u_T.flatten(1).norm(dim=1).mean()),
+                   "|lambda v_(N-1)|": float(cfg.lam * p.velocities[-1].flatten(1).norm(dim=1).mean()),
+                   "|grad phi(x_N)|": float(discriminator_slope(r.discriminator, p.final).mean())}
     print(f"{LABEL[v]:18s} {ke:11.2f} {ref[v]['ke']:9.2f} {ref[v]['ke_code']:10.2f} {hj:6.2f} {ref[v]['hj']:9.2f} "
           f"{ref[v]['hj_code']:10.3f} {te:6.2f} {ref[v]['rt']:10.2f} {gaps[v]['relative']:9.0%} {ref[v]['rel']:9.0%}")
-print("* authors' final weights re-evaluated with the correct formulas (method.md §7.1); R_T 'paper log' is their "
-      "final logged terminal error rescaled by sqrt(5000)")
+print("* authors' final weights re-evaluated with the correct formulas (method.md §7.1); 'paper log' = their code's "
+      "values at iteration 5000, R_T rescaled by sqrt(5000)")
+for v, parts in terminal.items():
+    print(f"{LABEL[v]:18s} terminal condition (20): " + ", ".join(f"{k} = {x:.3f}" for k, x in parts.items()))
 for v in ("unregularized", "w2"):
     print(f"{LABEL[v]:18s} stopped at iteration {runs[v].diverged_at} (paper: NaN at logged iteration "
           f"{148 if v == 'unregularized' else 136}); reason: {runs[v].divergence_reason}")
@@ -424,26 +445,28 @@ for v in ("unregularized", "w2"):
 # print‑outs above and in `benchmarks/mnist.json`):
 #
 # * **W2 makes the flow cheaper and straighter.** W1 ⊕ W2 needs about a third of the kinetic energy of W1 only,
-#   its HJ residual is about a third, and its paths are straighter (energy ratio of section 6). Our W1 ⊕ W2 is
-#   below the authors' on KE, $R_{
-# m HJ}$ and the ratio, after about a ninth of their training work; the correct,
+#   its HJ residual is about a third, and its paths are straighter (the ratios of section 6). Our W1 ⊕ W2 is below
+#   the authors' on KE, $R_{\rm HJ}$ and the ratio, after about a ninth of their training work; the correct,
 #   non‑detached KE in the loss (§6 a) penalises exactly the curvature that these numbers measure.
-# * **The terminal condition.** $U(\cdot,T)=\varphi^\ast$ (20) asks for $\nabla\varphi(x_T)=\nabla U(x_T,T)=-\lambda v$.
-#   With $\lambda=0.05$ and the speeds of our flows (about 8.6 pixels‑norm travelled in $T=5$), $|\nabla U|$ is
-#   about 0.1 in every run, while the slope of $\varphi$ at the samples sits at its bound (about 1.1 for
-#   $\gamma=1$, about 6 for $\gamma=0.1$). So $R_T$ is about the slope of $\varphi$: the discriminator is still far
-#   from the nearly flat $\varphi^\ast$ of a converged flow. Ours is about 1 because $\gamma=1$ keeps the slope
-#   near $L$ (section 3b); the authors' is about 6.5.
+# * **The terminal condition is far from met.** $U(\cdot,T)=\varphi^\ast$ (20) asks for
+#   $\nabla\varphi(x_N)=\nabla U(x_N,T)$; in discrete form, $\lambda v_{N-1}=-\nabla U(x_{N-1},t_{N-1})$ should equal
+#   $-\nabla\varphi(x_N)$. The last print‑out shows both sides: $U$'s gradients are about 0.1 (the flows move
+#   about 8.6 in $T=5$ at $\lambda=0.05$), while $\varphi$'s slope at the samples sits where the gradient penalty
+#   holds it (about 1.1 here; about 6 for $\gamma=0.1$). So $R_T$ is about the slope of $\varphi$. The
+#   discriminator is probably close to optimal for the current $\rho_T$; what has not converged is the flow:
+#   $\rho_T$ is still far from $\pi$ (DV estimate about 2.9), and $\varphi^\ast$ becomes flat only as $\rho_T\to\pi$.
+#   The authors' $R_T$ is about 6.5, close to our $\gamma=0.1$ run.
 # * **Discretisation invariance is partial.** Going from $h=1$ to $h=1/64$ changes our W1 ⊕ W2 samples by about
 #   as much as the authors' (the "h‑change" column), and W1 only much more. So the W2 proximal clearly helps, but
-#   neither run is $h$‑invariant: that needs the HJ equation to hold (residual near 0), and our $R_{
-# m HJ}$ is
+#   neither run is $h$‑invariant: that needs the HJ equation to hold (residual near 0), and our $R_{\rm HJ}$ is
 #   still far from 0 after a 15‑minute run. The change between $h=1/8$ and $h=1/64$ is much smaller (exercise 2):
 #   the Euler scheme converges as $h\to0$, and it is the single coarse step per unit time that the straight
 #   paths of an exact solution would make harmless.
-# * **The ablations fail where the paper's do.** The iterations at which they stop depend on batch size and
-#   learning rates, so ours need not match 148 / 136; what must match is *that* they fail without the W1 bound,
-#   and that both Lipschitz runs do not. Ours stop at about the same point as the authors' NaNs.
+# * **The ablations fail, but the iteration is ours.** Without the W1 bound both runs blow up within the first
+#   ~30 iterations: their DV estimate passes the authors' last finite values (53 and 80, method.md §7.1) by
+#   iteration 20–30 (section 4). The iterations at which we *stop* them, 131 / 139, only say when the estimate
+#   crossed `max_divergence` = $10^4$; that they lie near the authors' NaN iterations (136 / 148) is a coincidence
+#   of that threshold. What must match is *that* they fail without the W1 bound, and that both Lipschitz runs do not.
 
 # %% [markdown]
 # ## Exercises
@@ -455,8 +478,9 @@ for v in ("unregularized", "w2"):
 #    converging as $h\to0$? *Hint:* `discretization_gap(..., h=1/8, h_fine=1/64)`.
 # 3. **Unseen times.** The potential was trained only at $t\in\{0,1,2,3,4\}$. Plot $\partial_tU$ along a path at
 #    $h=1/64$. What happens between the training times? *Hint:* `proxflow_edu.diagnostics.hj_residual_pointwise`.
-# 4. **Your own ablation.** Retrain W1 ⊕ W2 for 50 iterations with `lam=0.5` (stronger W2 proximal) and compare
-#    $\mathrm{KE}_h$ and the $h$‑change with the shipped run. *Hint:* `FlowConfig.preset("paper_mnist", ...)`, small batch.
+# 4. **Your own ablation.** Retrain W1 ⊕ W2 for 50 iterations with `lam=0.5` (stronger W2 proximal) and, as the
+#    baseline, 50 iterations with the paper's `lam=0.05`; compare $\mathrm{KE}_h$ and the $h$‑change of the two (not
+#    with the shipped run, which trained 36× longer). *Hint:* `FlowConfig.preset("cpu_mnist", n_iters=50, ...)`.
 
 # %% tags=["hide-cell"]
 # Solutions (short). 1: the create_graph step is 2-3x the cost of the plain one: it keeps every activation of the
@@ -467,4 +491,4 @@ with torch.no_grad():
     x8 = generate(runs["w1w2"].potential, x0, cfg.T, 1 / 8, cfg.lam)
 rms8 = float((x8 - gaps["w1w2"]["x_fine"]).pow(2).mean().sqrt())
 print(f"RMS change h=1/8 vs 1/64: {rms8:.3f} (h=1 vs 1/64: {gaps['w1w2']['rms']:.3f})")
-assert rms8 <= gaps["w1w2"]["rms"] * 1.5
+assert rms8 < 0.6 * gaps["w1w2"]["rms"]  # refining from h = 1/8 changes far less than from h = 1
