@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 
 from proxflow_edu import checkpoint
-from proxflow_edu.diagnostics import terminal_error
+from proxflow_edu.diagnostics import hj_residual, kinetic_energy, terminal_error
 from proxflow_edu.divergences import discriminator_slope
 from proxflow_edu.evaluate import load_classifier, score_samples
-from proxflow_edu.flow import generate, num_steps
+from proxflow_edu.flow import euler_flow, generate
 
 # the four ablation variants (46)-(49), then W1+W2 with the paper's gradient-penalty weight gamma = 0.1
 VARIANT_ORDER = ("unregularized", "w2", "w1", "w1w2", "w1w2_gamma0.1")
@@ -38,27 +38,6 @@ PAPER = {"w1w2": {"KE_code_mean": 12.20, "HJ_code_sign_mean": 0.428, "KE_correct
                 "KE_correct_h1_64_authors_weights": 16.33, "R_HJ_correct_h1_authors_weights": 1.66,
                 "relative_change_h1_vs_h1_64_authors_weights": 0.42, "nan_at": None},
          "w2": {"nan_at": 136}, "unregularized": {"nan_at": 148}}
-
-
-def flow_with_diagnostics(potential, x0: torch.Tensor, T: float, h: float, lam: float, chunk: int = 500):  # noqa: ANN001
-    """Forward Euler (39) from x0 with step h; returns x_T, KE_h and R_HJ (43), one gradient pass per step."""
-    n = num_steps(T, h)
-    outs, ke, hj = [], 0.0, 0.0
-    for xc in x0.split(chunk):
-        x = xc.detach()
-        ke_c = hj_c = 0.0
-        for k in range(n):
-            with torch.enable_grad():
-                xg = x.requires_grad_(True)
-                t = torch.full((x.shape[0],), k * h, requires_grad=True)
-                gx, gt = torch.autograd.grad(potential(xg, t).sum(), (xg, t))
-            sq = gx.flatten(1).pow(2).sum(dim=1)
-            ke_c += float(h * 0.5 * (sq / lam**2).sum())
-            hj_c += float(h * (gt - sq / (2 * lam)).abs().sum())
-            x = (x.detach() - (h / lam) * gx).detach()
-        outs.append(x)
-        ke, hj = ke + ke_c, hj + hj_c
-    return torch.cat(outs), ke / len(x0), hj / len(x0)
 
 
 def evaluate_run(run_dir: Path, n: int, n_diag: int, seed: int, h_fine: float, classifier) -> dict:  # noqa: ANN001
@@ -77,8 +56,12 @@ def evaluate_run(run_dir: Path, n: int, n_diag: int, seed: int, h_fine: float, c
         t0 = time.perf_counter()
         with torch.no_grad():
             x_T = generate(r.potential, x0, c.T, h, c.lam)
-        x_d, ke, hj = flow_with_diagnostics(r.potential, x0[:n_diag], c.T, h, c.lam)
-        # same samples by two code paths (explicit-gradient sampler vs autograd): rounding only, amplified by the flow
+        with torch.no_grad():
+            path = euler_flow(r.potential, x0[:n_diag], c.T, h, c.lam)
+        x_d = path.final
+        ke = float(kinetic_energy(path.velocities, h))  # KE_h at (x_n, t_n), method.md §2
+        hj = hj_residual(r.potential, path.states, h, c.lam)  # (43), correct sign
+        # the same samples by the sampler and by the recorded path: must agree to rounding
         agree = float((x_d - x_T[:n_diag]).abs().max())
         chord = float((x_d - x0[:n_diag]).flatten(1).pow(2).sum(dim=1).mean() / (2 * c.T))
         finite = bool(torch.isfinite(x_T).all())

@@ -44,7 +44,7 @@ from proxflow_edu.diagnostics import (chord_kinetic_energy, discretization_gap, 
                                       path_kinetic_energy, terminal_error)
 from proxflow_edu.divergences import discriminator_slope
 from proxflow_edu.evaluate import load_classifier, score_samples
-from proxflow_edu.flow import euler_flow, generate, num_steps
+from proxflow_edu.flow import euler_flow, generate, num_steps, potential_gradient
 from proxflow_edu.nets import CNNDiscriminator, CNNPotential, count_parameters
 from proxflow_edu.plotting import image_grid, plot_history, small_multiples
 
@@ -423,9 +423,7 @@ for v in ("w1", "w1w2"):
     assert abs(ke - float(path_kinetic_energy(p.states, cfg.h))) <= 1e-4 * max(ke, 1)  # two forms of KE_h (§2)
     hj = hj_residual(r.potential, p.states, cfg.h, cfg.lam)
     te = terminal_error(r.potential, r.discriminator, p.final, cfg.T)
-    with torch.enable_grad():  # the pieces of the terminal condition (20): grad U(x_N, T) against grad phi(x_N)
-        xN = p.final.detach().requires_grad_(True)
-        (grad_u_T,) = torch.autograd.grad(r.potential(xN, torch.full((len(xN),), cfg.T)).sum(), xN)
+    grad_u_T = potential_gradient(r.potential, p.final, cfg.T)  # the terminal condition (20): against grad phi(x_N)
     terminal[v] = {"|grad U(x_N, T)|": float(grad_u_T.flatten(1).norm(dim=1).mean()),
                    "|lambda v_(N-1)|": float(cfg.lam * p.velocities[-1].flatten(1).norm(dim=1).mean()),
                    "|grad phi(x_N)|": float(discriminator_slope(r.discriminator, p.final).mean())}

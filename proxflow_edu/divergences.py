@@ -10,10 +10,8 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from torch import nn
-
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import functional as F
 
 

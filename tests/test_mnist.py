@@ -191,10 +191,12 @@ def test_cnn_explicit_input_gradients_match_autograd() -> None:
             assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
 
 
-def _gamma_sweep_module():  # noqa: ANN202
+def _load_script(relative_path: str):  # noqa: ANN202
+    """Import a script of the repository (benchmarks/, scripts/) as a module, without running its main()."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("mnist_gamma_sweep", ROOT / "benchmarks" / "mnist_gamma_sweep.py")
+    path = ROOT / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -204,7 +206,7 @@ def test_gamma_sweep_summary_matches_its_records() -> None:
     """benchmarks/mnist_gamma_sweep.json (the book's table) is the summary of the stored per-checkpoint records."""
     import json
 
-    sweep = _gamma_sweep_module()
+    sweep = _load_script("benchmarks/mnist_gamma_sweep.py")
     records = json.loads(sweep.RECORDS.read_text())
     assert json.loads(sweep.OUT.read_text()) == json.loads(json.dumps({n: sweep.summarise(r) for n, r in records.items()}))
     low, high = records["gamma0.1_lrU5e-4"], records["gamma1"]
@@ -213,7 +215,7 @@ def test_gamma_sweep_summary_matches_its_records() -> None:
 
 
 def test_gamma_sweep_run_records_scores(monkeypatch: pytest.MonkeyPatch) -> None:
-    sweep = _gamma_sweep_module()
+    sweep = _load_script("benchmarks/mnist_gamma_sweep.py")
     monkeypatch.setitem(sweep.RUNS, "tiny", dict(sweep.BASE, gp_weight=1.0, lr_potential=5e-4, n_iters=2, batch_size=8,
                                                  disc_steps=1))
     r = sweep.run("tiny", eval_every=1, data_root=str(DATA))
@@ -225,13 +227,10 @@ def test_gamma_sweep_run_records_scores(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_train_mnist_script_writes_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """scripts/train_mnist.py (what `make train-mnist` runs), at 2 tiny iterations: overrides, tag, run files."""
-    import importlib.util
     import json
     import sys
 
-    spec = importlib.util.spec_from_file_location("train_mnist", ROOT / "scripts" / "train_mnist.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _load_script("scripts/train_mnist.py")
     monkeypatch.setattr(sys, "argv", ["train_mnist.py", "--variants", "w1w2", "--n-iters", "2", "--quiet",
                                       "--set", "batch_size=4", "disc_steps=1", "gp_weight=0.1", "--tag", "test",
                                       "--data-root", str(DATA), "--out-root", str(tmp_path)])
