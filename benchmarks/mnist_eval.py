@@ -8,7 +8,7 @@ from the SAME x_0 (KE and HJ residual on the first ``n_diag`` of them):
   * kinetic energy KE_h = (1/M) sum_i sum_n h |v_n^i|^2 / 2 at (x_n, t_n) (the correct discrete KE, method.md §2),
     the chord energy (1/M) sum_i |x_T - x_0|^2 / (2T) and their ratio (1 = straight, constant speed);
   * HJ residual R_HJ (43) with the correct sign at (x_n, t_n); terminal error R_T (44) at h = 1;
-  * classifier scores (proxflow_edu.evaluate): confident fraction, class histogram, Frechet distance;
+  * classifier scores (proxflow_edu.mnist.classifier): confident fraction, class histogram, Frechet distance;
   * the change between h = 1 and h = 1/64: RMS pixel change, mean |x^h=1 - x^h=1/64| and that relative to the
     mean distance travelled (the quantity behind the "36 %" of method.md §7.1).
 Samples are clamped to [0, 1] for the classifier only; the h-comparison uses the raw flow output.
@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 
 from proxflow_edu import checkpoint
-from proxflow_edu.diagnostics import hj_residual, kinetic_energy, terminal_error
-from proxflow_edu.divergences import discriminator_slope
-from proxflow_edu.evaluate import load_classifier, score_samples
-from proxflow_edu.flow import euler_flow, generate
+from proxflow_edu.diagnostics import discriminator_slope, hj_residual, terminal_error
+from proxflow_edu.flow import euler_flow
+from proxflow_edu.mnist.classifier import load_classifier, score_samples
+from proxflow_edu.objectives import kinetic_energy
 
 # the four ablation variants (46)-(49), then W1+W2 with the paper's gradient-penalty weight gamma = 0.1
 VARIANT_ORDER = ("unregularized", "w2", "w1", "w1w2", "w1w2_gamma0.1")
@@ -55,9 +55,9 @@ def evaluate_run(run_dir: Path, n: int, n_diag: int, seed: int, h_fine: float, c
     for label, h in (("h=1", c.h), (f"h=1/{round(c.h / h_fine)}", h_fine)):
         t0 = time.perf_counter()
         with torch.no_grad():
-            x_T = generate(r.potential, x0, c.T, h, c.lam)
+            x_T = euler_flow(r.potential, x0, c.T, h, c.lam).final
         with torch.no_grad():
-            path = euler_flow(r.potential, x0[:n_diag], c.T, h, c.lam)
+            path = euler_flow(r.potential, x0[:n_diag], c.T, h, c.lam, keep_path=True)
         x_d = path.final
         ke = float(kinetic_energy(path.velocities, h))  # KE_h at (x_n, t_n), method.md §2
         hj = hj_residual(r.potential, path.states, h, c.lam)  # (43), correct sign

@@ -30,9 +30,10 @@ from pathlib import Path
 
 import torch
 
-from proxflow_edu.data import mnist, sample_prior
-from proxflow_edu.evaluate import load_classifier, score_samples
-from proxflow_edu.flow import generate
+from proxflow_edu.data import sample_prior
+from proxflow_edu.flow import euler_flow
+from proxflow_edu.mnist.classifier import load_classifier, score_samples
+from proxflow_edu.mnist.data import load_mnist
 from proxflow_edu.train import PRESETS, FlowConfig, train
 
 OUT = Path(__file__).with_name("mnist_gamma_sweep.json")
@@ -53,7 +54,7 @@ EMA_DECAY = 0.998
 
 def scores(potential: torch.nn.Module, x0: torch.Tensor, config: FlowConfig, classifier) -> dict:  # noqa: ANN001
     with torch.no_grad():
-        x = generate(potential, x0, config.T, config.h, config.lam).clamp(0, 1)
+        x = euler_flow(potential, x0, config.T, config.h, config.lam).final.clamp(0, 1)
     s = score_samples(x, classifier)
     return {"confident": round(s.confident, 3), "frechet": round(s.frechet, 1),
             "digits_ge_1pct": sum(c >= 0.01 * s.n for c in s.class_counts),
@@ -62,7 +63,7 @@ def scores(potential: torch.nn.Module, x0: torch.Tensor, config: FlowConfig, cla
 
 def run(name: str, eval_every: int, data_root: str) -> dict:
     config = FlowConfig.preset("paper_mnist", **RUNS[name])
-    data = mnist(data_root, train=True, n=6000, seed=0)
+    data = load_mnist(data_root, train=True, n=6000, seed=0)
     classifier = load_classifier()
     x0 = sample_prior("uniform", 500, (1, 28, 28), torch.Generator().manual_seed(100))
     state: dict = {"records": []}

@@ -1,10 +1,18 @@
-"""Time one training iteration (disc_steps discriminator steps + 1 potential step, batch 200).
+"""Time one training iteration (disc_steps discriminator steps + 1 potential step) against plain ports, in one run.
 
-Compares proxflow_edu.train with a plain port of the authors' step order (a fresh Euler pass per
-discriminator step, separate forward passes for phi(x), phi(y) and the interpolates, .item() logging
-every step) in the same process, for the toy MLP in R^12 and the MNIST CNNs. Writes JSON.
+Three sides, the same math, the same thread count, in the same process:
 
-    .venv/bin/python benchmarks/train_step.py [--iters 20] [--skip-mnist] [--out benchmarks/train_step.json]
+* ``proxflow_edu``: :func:`proxflow_edu.train.train` (explicit input gradients, one graph-free flow pass for the
+  K discriminator batches, one phi forward for both batches, foreach Adam, the CNN pooling before ReLU in
+  channels_last);
+* ``original_port``: a direct PyTorch port of the paper's networks in their original layer order
+  (``nn.Sequential``; conv -> ReLU -> maxpool; autograd input gradients) and the authors' step order (a fresh
+  Euler pass per discriminator step, separate forward passes for phi(x), phi(y) and the interpolates,
+  ``.item()`` logging every step);
+* ``plain_port``: the same step order with our network classes, their explicit backward switched off (autograd),
+  which isolates the gain of the training loop from that of the networks.
+
+    .venv/bin/python benchmarks/train_step.py [--iters 20] [--mnist-iters 4] [--threads 2] [--skip-mnist]
 """
 from __future__ import annotations
 
@@ -13,46 +21,105 @@ import json
 import platform
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
+from torch import Tensor, nn
 
+from proxflow_edu.config import FlowConfig
 from proxflow_edu.data import sample_prior, sample_toy
-from proxflow_edu.diagnostics import kinetic_energy
-from proxflow_edu.divergences import gradient_penalty, lipschitz_kl_dual
-from proxflow_edu.flow import euler_flow, generate
-from proxflow_edu.train import FlowConfig, build_networks, train
+from proxflow_edu.flow import euler_flow
+from proxflow_edu.mnist.nets import CNNDiscriminator, CNNPotential
+from proxflow_edu.nets import MLPDiscriminator, MLPPotential, ScalarNetwork, init_glorot, time_column
+from proxflow_edu.objectives import gradient_penalty, interpolates, kinetic_energy, lipschitz_kl_dual
+from proxflow_edu.train import train
 
 
-def time_package(config: FlowConfig, data: torch.Tensor, iters: int) -> float:
+class AutogradMLPPotential(MLPPotential):
+    input_gradient = ScalarNetwork.input_gradient  # the base class's autograd instead of the explicit backward
+
+
+class AutogradMLPDiscriminator(MLPDiscriminator):
+    input_gradient = ScalarNetwork.input_gradient
+
+
+class AutogradCNNPotential(CNNPotential):
+    input_gradient = ScalarNetwork.input_gradient
+
+
+class AutogradCNNDiscriminator(CNNDiscriminator):
+    input_gradient = ScalarNetwork.input_gradient
+
+
+def _sequential(sizes: list[int], activation: type[nn.Module]) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers += [nn.Linear(a, b)] + ([activation()] if i < len(sizes) - 2 else [])
+    return layers
+
+
+class OriginalPotential(nn.Module):
+    """U(x, t) as the paper builds it: MLP on (x, t), or conv -> ReLU -> maxpool twice, concat t, MLP."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.cnn = len(shape) == 3
+        self.trunk = nn.Sequential(nn.Conv2d(1, 8, 7, padding=3, bias=False), nn.ReLU(), nn.MaxPool2d(2),
+                                   nn.Conv2d(8, 8, 7, padding=3, bias=False), nn.ReLU(), nn.MaxPool2d(2),
+                                   nn.Flatten()) if self.cnn else nn.Identity()
+        sizes = [393, 512, 512, 512, 1] if self.cnn else [shape[0] + 1, *[48] * 5, 1]
+        self.head = nn.Sequential(*_sequential(sizes, nn.ReLU if self.cnn else nn.Tanh))
+        init_glorot(self)
+
+    def forward(self, x: Tensor, t: float | Tensor) -> Tensor:
+        h = self.trunk(x)
+        return self.head(torch.cat([h, time_column(t, h)], dim=1)).squeeze(1)
+
+
+class OriginalDiscriminator(nn.Module):
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        cnn = len(shape) == 3
+        self.trunk = nn.Sequential(nn.Conv2d(1, 8, 7, padding=3, bias=False), nn.ReLU(), nn.MaxPool2d(2),
+                                   nn.Conv2d(8, 8, 7, padding=3, bias=False), nn.ReLU(), nn.MaxPool2d(2),
+                                   nn.Flatten()) if cnn else nn.Identity()
+        self.head = nn.Sequential(*_sequential([392, 256, 256, 256, 1] if cnn else [shape[0], 48, 48, 48, 1], nn.ReLU))
+        init_glorot(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.trunk(x)).squeeze(1)
+
+
+def time_package(config: FlowConfig, data: Tensor, iters: int) -> float:
     """Seconds per iteration of proxflow_edu.train, from its own clock between the first and last iteration."""
     result = train(config.replace(n_iters=iters + 1, log_every=10**9), data, progress=False)
     t = result.history["time"]
     return (t[-1] - t[0]) / iters
 
 
-def time_plain_port(config: FlowConfig, data: torch.Tensor, iters: int) -> float:
-    """Seconds per iteration of a straightforward port (same math, no batching of the D-step samples)."""
-    c, M = config, config.batch_size
-    shape = tuple(data.shape[1:])
-    potential_net, phi_net = build_networks(c, shape)
-    opt_u = torch.optim.Adam(potential_net.parameters(), c.lr_potential, betas=c.adam_betas)
-    opt_d = torch.optim.Adam(phi_net.parameters(), c.lr_discriminator, betas=c.adam_betas)
-    # plain callables (no explicit input_gradient): every gradient goes through autograd, as in a direct port
-    potential = lambda x, t: potential_net(x, t)  # noqa: E731
-    phi = lambda x: phi_net(x)  # noqa: E731
+def time_port(config: FlowConfig, data: Tensor, iters: int, potential: Callable, phi: nn.Module) -> float:
+    """Seconds per iteration of the authors' step order for the given networks (input gradients by the flow's path)."""
+    c, M, shape = config, config.batch_size, tuple(data.shape[1:])
+    opt_u = torch.optim.Adam(potential.parameters(), c.lr_potential, betas=c.adam_betas)
+    opt_d = torch.optim.Adam(phi.parameters(), c.lr_discriminator, betas=c.adam_betas)
     log = []
     start = time.perf_counter()
-    for _ in range(iters):
+    for _ in range(iters + 1):
+        if len(log) == c.disc_steps + 1:  # the first iteration is warm-up, as for time_package
+            start = time.perf_counter()
         for _ in range(c.disc_steps):
-            x = generate(potential, sample_prior(c.prior, M, shape), c.T, c.h, c.lam)
+            x = euler_flow(potential, sample_prior(c.prior, M, shape), c.T, c.h, c.lam).final
             y = data[torch.randint(len(data), (M,))]
             dv = lipschitz_kl_dual(phi(x), phi(y))
-            loss = -dv + c.gp_weight * gradient_penalty(phi, x, y, c.L)
+            x_hat = interpolates(x, y).requires_grad_(True)
+            (grad_hat,) = torch.autograd.grad(phi(x_hat).sum(), x_hat, create_graph=True)
+            loss = -dv + c.gp_weight * gradient_penalty(grad_hat, c.L)
             opt_d.zero_grad()
             loss.backward()
             opt_d.step()
             log.append(dv.item())
-        path = euler_flow(potential, sample_prior(c.prior, M, shape), c.T, c.h, c.lam, create_graph=True)
+        path = euler_flow(potential, sample_prior(c.prior, M, shape), c.T, c.h, c.lam, create_graph=True,
+                          keep_path=True)
         loss_u = phi(path.final).mean() + c.lam * kinetic_energy(path.velocities, c.h)
         opt_u.zero_grad()
         loss_u.backward()
@@ -66,7 +133,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--mnist-iters", type=int, default=4)
     parser.add_argument("--skip-mnist", action="store_true")
-    parser.add_argument("--threads", type=int, default=1, help="intra-op threads for the CNN (the MLP uses 1)")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads for the CNN (the MLP uses 1)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("train_step.json")))
     args = parser.parse_args()
     cases = {"toy_mlp_R12": (FlowConfig(batch_size=200), sample_toy("8gaussians", 5000, dim=12, seed=0), args.iters)}
@@ -74,18 +141,27 @@ def main() -> None:
         images = torch.rand(1000, 1, 28, 28)  # the step's cost does not depend on the pixel values
         cases["mnist_cnn"] = (FlowConfig.preset("paper_mnist"), images, args.mnist_iters)
     results = {}
+    start = time.perf_counter()
     for name, (config, data, iters) in cases.items():
-        # the same thread count for both; train() itself uses 1 thread for MLPs
-        torch.set_num_threads(1 if config.arch == "mlp" else args.threads)
+        torch.set_num_threads(1 if config.arch == "mlp" else args.threads)  # train() uses 1 thread for MLPs
+        shape = tuple(data.shape[1:])
+        if config.arch == "mlp":
+            plain_nets = AutogradMLPPotential(shape[0]), AutogradMLPDiscriminator(shape[0])
+        else:
+            plain_nets = AutogradCNNPotential(), AutogradCNNDiscriminator()
         ours = time_package(config, data, iters)
-        plain = time_plain_port(config, data, iters)
-        results[name] = {"proxflow_edu_s_per_iter": round(ours, 4), "plain_port_s_per_iter": round(plain, 4),
-                         "speedup": round(plain / ours, 2), "iters_timed": iters, "batch_size": config.batch_size,
-                         "disc_steps": config.disc_steps, "euler_steps": config.n_steps, "threads": torch.get_num_threads()}
+        original = time_port(config, data, iters, OriginalPotential(shape), OriginalDiscriminator(shape))
+        plain = time_port(config, data, iters, *plain_nets)
+        results[name] = {"proxflow_edu_s_per_iter": round(ours, 4), "original_port_s_per_iter": round(original, 4),
+                         "plain_port_s_per_iter": round(plain, 4),
+                         "ratio_to_original_port": round(ours / original, 3), "ratio_to_plain_port": round(ours / plain, 3),
+                         "iters_timed": iters, "batch_size": config.batch_size, "disc_steps": config.disc_steps,
+                         "euler_steps": config.n_steps, "threads": torch.get_num_threads()}
         print(name, results[name], flush=True)
-    meta = {"device": "cpu", "torch": torch.__version__,
-            "machine": platform.machine(), "processor": platform.processor() or "unknown",
-            "note": "timed on a shared 2-core machine; compare the two columns, not absolute values across runs"}
+    meta = {"device": "cpu", "torch": torch.__version__, "machine": platform.machine(),
+            "processor": platform.processor() or "unknown", "cpu_count": torch.get_num_threads(),
+            "wall_time_s": round(time.perf_counter() - start, 1),
+            "note": "ratio = proxflow_edu / port (< 1: ours is faster); compare within one run, not across runs"}
     Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
     print("wrote", args.out)
 

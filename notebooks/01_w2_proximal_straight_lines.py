@@ -37,6 +37,7 @@
 # $\pi$ data, $U(x,t)$ potential, $v=-\nabla U/\lambda$, horizon $T$, Euler step $h$, $N=T/h$, $M$ particles.
 
 # %%
+import inspect
 import math
 import os
 import time
@@ -44,11 +45,14 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import Markdown, display
 
-from proxflow_edu import diagnostics, metrics, plotting
-from proxflow_edu.data import sample_toy
-from proxflow_edu.flow import euler_flow, generate
-from proxflow_edu.train import FlowConfig, train
+from proxflow_edu import algorithm, diagnostics, metrics, plotting
+from proxflow_edu.algorithm import discriminator_step, potential_step
+from proxflow_edu.data import sample_prior, sample_toy
+from proxflow_edu.flow import euler_flow
+from proxflow_edu.objectives import kinetic_energy
+from proxflow_edu.train import FlowConfig, build_networks, train
 
 # %% tags=["parameters"]
 SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"
@@ -155,9 +159,9 @@ def quadratic(x, t):
     return 0.5 * c_q * x.pow(2).sum(dim=1)
 
 
-one = euler_flow(quadratic, x0_q, T=h_q, h=h_q, lam=lam_q)
+one = euler_flow(quadratic, x0_q, T=h_q, h=h_q, lam=lam_q, keep_path=True)
 x1_expected = (1 - h_q * c_q / lam_q) * x0_q
-ke_one = diagnostics.kinetic_energy(one.velocities, h_q).item()
+ke_one = kinetic_energy(one.velocities, h_q).item()
 ke_expected = (h_q * c_q**2 * x0_q.pow(2).sum(1) / (2 * lam_q**2)).mean().item()
 ke_from_step = ((one.final - x0_q).pow(2).sum(1) / (2 * h_q)).mean().item()
 print(f"one step: max |x1 - (1 - hc/lam) x0| = {(one.final - x1_expected).abs().max():.2e}")
@@ -166,14 +170,14 @@ assert torch.allclose(one.final, x1_expected, atol=1e-12)
 assert abs(ke_one - ke_expected) < 1e-10 and abs(ke_one - ke_from_step) < 1e-10
 
 N_q = 7
-many = euler_flow(quadratic, x0_q, T=N_q * h_q, h=h_q, lam=lam_q)
+many = euler_flow(quadratic, x0_q, T=N_q * h_q, h=h_q, lam=lam_q, keep_path=True)
 factors = (1 - h_q * c_q / lam_q) ** torch.arange(N_q + 1, dtype=torch.float64)
 states_expected = factors[:, None, None] * x0_q
 ke_many_expected = sum(h_q * c_q**2 * states_expected[n].pow(2).sum(1) / (2 * lam_q**2) for n in range(N_q)).mean()
 print(f"N = {N_q} steps: max state error {(many.states - states_expected).abs().max():.2e}, "
-      f"KE_h = {diagnostics.kinetic_energy(many.velocities, h_q):.6f} (closed form {ke_many_expected:.6f})")
+      f"KE_h = {kinetic_energy(many.velocities, h_q):.6f} (closed form {ke_many_expected:.6f})")
 assert torch.allclose(many.states, states_expected, atol=1e-12)
-assert abs(diagnostics.kinetic_energy(many.velocities, h_q) - ke_many_expected) < 1e-10
+assert abs(kinetic_energy(many.velocities, h_q) - ke_many_expected) < 1e-10
 
 # %% [markdown]
 # ## 3 · The optimal-transport value $W_2^2(\rho_0,\pi)/(2T)$
@@ -226,6 +230,54 @@ print(f"paper 2-D:     T={paper.T}, h={paper.h} (N={paper.n_steps}), lam={paper.
       f"gp_weight={paper.gp_weight}, lr U/phi={paper.lr_potential:g}/{paper.lr_discriminator:g} "
       f"({paper.lr_schedule}), n_iters={paper.n_iters}, M={paper.batch_size}")
 
+# %% [markdown]
+# ### One iteration, by hand
+#
+# `train()` repeats one iteration `n_iters` times and adds what a real run needs: a learning-rate schedule, a
+# rollback when an iteration diverges, the history and a progress bar. The iteration itself is two functions of
+# `proxflow_edu.algorithm`, Algorithm 1 (an ascent step of the discriminator $\varphi$ on the DV dual (40) minus the
+# gradient penalty (41)) and Algorithm 2 (a descent step of the potential $U$ on (42), back-propagated through all
+# $N$ Euler steps). This is their whole source:
+
+# %%
+display(Markdown("```python\n" + inspect.getsource(algorithm.discriminator_step) + "\n\n"
+                 + inspect.getsource(algorithm.potential_step) + "```"))
+
+# %% [markdown]
+# One iteration of the `"w1w2"` run, on fresh networks: `disc_steps` discriminator steps, each on a new batch of
+# generated $x_N$ and data $y$, then one potential step. Each step returns what it measured. The check recomputes
+# those values before each step by other formulas: the DV estimate (40) as
+# $\overline{\varphi(x_N)}-\log\overline{e^{\varphi(y)}}$ and the kinetic energy from the positions,
+# $\sum_n|x_{n+1}-x_n|^2/(2h)$, which equals $\sum_n h|v_n|^2/2$ on an Euler path.
+
+# %%
+cfg = configs["w1w2"]
+gen = torch.Generator().manual_seed(seed)
+potential, discriminator = build_networks(cfg, (dim,))
+opt_u = torch.optim.Adam(potential.parameters(), lr=cfg.lr_potential, betas=cfg.adam_betas)
+opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_discriminator, betas=cfg.adam_betas)
+M = cfg.batch_size
+for k in range(cfg.disc_steps):  # Algorithm 1, U fixed
+    x_N = euler_flow(potential, sample_prior(cfg.prior, M, (dim,), gen), cfg.T, cfg.h, cfg.lam).final
+    y = data[torch.randint(len(data), (M,), generator=gen)]
+    with torch.no_grad():
+        dv_expected = discriminator(x_N).mean() - torch.log(torch.exp(discriminator(y)).mean())
+    d_step = discriminator_step(discriminator, opt_d, x_N, y, cfg, gen)
+    print(f"discriminator step {k}: DV estimate {d_step.divergence:.5f}, GP {d_step.gradient_penalty:.5f}, "
+          f"-J_D {d_step.loss_discriminator:.5f}, |grad| {d_step.grad_norm_discriminator:.4f}")
+    assert torch.allclose(d_step.divergence, dv_expected, atol=1e-6)
+x0 = sample_prior(cfg.prior, M, (dim,), gen)
+with torch.no_grad():  # Algorithm 2 measures these at the weights before its update
+    path = euler_flow(potential, x0, cfg.T, cfg.h, cfg.lam, keep_path=True)
+    ke_expected = diagnostics.path_kinetic_energy(path.states, cfg.h)
+    loss_expected = discriminator(path.final).mean() + cfg.lam * ke_expected
+u_step = potential_step(potential, discriminator, opt_u, x0, cfg)
+print(f"potential step: J_G {u_step.loss_potential:.5f} = mean phi(x_N) {u_step.terminal_cost:.5f} "
+      f"+ lambda KE_h {cfg.lam * u_step.kinetic_energy:.5f}; |grad| {u_step.grad_norm_potential:.4f}")
+assert torch.allclose(u_step.kinetic_energy, ke_expected, rtol=1e-5)
+assert torch.allclose(u_step.loss_potential, loss_expected, rtol=1e-5)
+
+# %%
 results = {}
 for variant, cfg in configs.items():
     results[variant] = train(cfg, data, progress=True)
@@ -242,7 +294,7 @@ for variant, cfg in configs.items():
 x0_eval = results["w1w2"].prior(n_eval, seed=seed + 3)
 paths = {}
 for variant, r in results.items():
-    _, paths[variant] = generate(r.potential, x0_eval, r.config.T, r.config.h, r.config.lam, return_path=True)
+    paths[variant] = euler_flow(r.potential, x0_eval, r.config.T, r.config.h, r.config.lam, keep_path=True).states
 
 axes = plotting.small_multiples(2, size=4.2)
 for ax, (variant, path) in zip(axes, paths.items()):
@@ -381,7 +433,7 @@ for variant, r in results.items():
 # 4. **When is the pairing optimal?** For which flows is $\mathrm{KE}_{\rm chord}=W_2^2(\hat\rho_0,\hat\rho_T)/(2T)$?
 #    Check the column `chord/OT` of the table: is the learned map close to the optimal one?
 #    *Hint:* Brenier: the optimal map is the gradient of a convex function; straight MFG paths have
-#    $x_T=x_0-\frac T\lambda\nabla U(x_0,0)$ (29).
+#    $x_T=x_0-\frac T\lambda\nabla U(x_0,0)$ (27), from the start-point form (22) of the characteristics.
 #
 # Solutions: `notebooks/solutions/01_w2_proximal_straight_lines_solutions.md`, and the cell below (hidden in the book).
 

@@ -22,7 +22,7 @@
 #    $\mathbb R^2$, generated points off it), and why that breaks a generative flow trained with plain KL;
 # 2. define the Lipschitz-regularised divergence $D_f^L$ (6), its dual (7), and prove the bound
 #    $D_f^L\le\min\{D_f,\ L\,W_1\}$ (8), which keeps it finite;
-# 3. compute the Donsker–Varadhan (DV) estimator (40) and the gradient penalty (41) with `proxflow_edu.divergences`,
+# 3. compute the Donsker–Varadhan (DV) estimator (40) and the gradient penalty (41) with `proxflow_edu.objectives`,
 #    and check them on closed forms (Gaussians, linear discriminators);
 # 4. read a discriminator's values and gradient norms: unbounded without the Lipschitz constraint, bounded by $L$ with it,
 #    and know that the penalty is *soft* (its strength $\gamma$ matters).
@@ -45,8 +45,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from proxflow_edu import divergences
-from proxflow_edu.nets import MLPDiscriminator
+from proxflow_edu import objectives
+from proxflow_edu.config import FlowConfig
+from proxflow_edu.diagnostics import discriminator_slope
+from proxflow_edu.nets import MLPDiscriminator, input_gradient
+from proxflow_edu.train import fit_discriminator as fit_discriminator_steps
 
 # %% tags=["parameters"]
 SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"
@@ -119,7 +122,7 @@ print(f"at eps = {eps[0]:.0e}: KL = {kl_eps[0]:.4g}, D^L = {dl_eps[0]:.6f}, L*W1
 # %% [markdown]
 # ## 3 · The DV estimator and the $\nu$-form: checks on Gaussians
 #
-# The package's minibatch estimator (40) is `divergences.lipschitz_kl_dual(phi(x_gen), phi(y))`
+# The package's minibatch estimator (40) is `objectives.lipschitz_kl_dual(phi(x_gen), phi(y))`
 # $=\frac1M\sum_i\varphi(x^i)-\log\frac1M\sum_je^{\varphi(y^j)}$ (a stable `logsumexp`). The general $f$-form of (7) has an
 # inner minimisation over a shift $\nu$, $\Lambda_f^Q[\varphi]=\inf_\nu\{\nu+\mathbb E_Q[f^*(\varphi-\nu)]\}$ with
 # $f^*(y)=e^{y-1}$; its minimiser is $\nu^*=\log\mathbb E_Qe^{\varphi}-1$, where both forms agree.
@@ -148,16 +151,16 @@ def phi_star(x):
     return log_p - log_q
 
 
-dv_star = divergences.lipschitz_kl_dual(phi_star(xp), phi_star(yq)).item()
-nu_star = divergences.log_mean_exp(phi_star(yq)) - 1
-nu_form = divergences.f_dual_nu(phi_star(xp), phi_star(yq), nu_star).item()
-dv_other = divergences.lipschitz_kl_dual(0.8 * phi_star(xp), 0.8 * phi_star(yq)).item()
+dv_star = objectives.lipschitz_kl_dual(phi_star(xp), phi_star(yq)).item()
+nu_star = objectives.log_mean_exp(phi_star(yq)) - 1
+nu_form = objectives.f_dual_nu(phi_star(xp), phi_star(yq), nu_star).item()
+dv_other = objectives.lipschitz_kl_dual(0.8 * phi_star(xp), 0.8 * phi_star(yq)).item()
 print(f"KL exact = {kl_exact:.5f};  DV(phi*) = {dv_star:.5f};  nu-form at nu* = {nu_form:.5f};  DV(0.8 phi*) = {dv_other:.5f}")
 assert abs(dv_star - kl_exact) < 2e-2
 assert abs(nu_form - dv_star) < 1e-9  # the two forms agree at nu*, exactly (same samples)
 assert dv_other < kl_exact
 for nu in (nu_star.item() - 0.3, nu_star.item() + 0.3):  # any other nu gives less
-    assert divergences.f_dual_nu(phi_star(xp), phi_star(yq), nu).item() < nu_form
+    assert objectives.f_dual_nu(phi_star(xp), phi_star(yq), nu).item() < nu_form
 
 # %%
 # 2. Lipschitz-regularised KL between equal-variance Gaussians in R^2
@@ -168,7 +171,7 @@ for Delta, sigma, L_g, expected in ((2.0, 1.0, 1.0, 1.5), (2.0, 1.0, 0.5, 0.875)
     P2 = m1 + sigma * torch.randn(n_mc, 2, generator=gen, dtype=torch.float64)
     Q2 = m2 + sigma * torch.randn(n_mc, 2, generator=gen, dtype=torch.float64)
     slope = min(L_g, Delta / sigma**2)  # the optimal L-Lipschitz phi is linear along m1 - m2
-    dual_mc = divergences.lipschitz_kl_dual(slope * (P2 @ direction), slope * (Q2 @ direction)).item()
+    dual_mc = objectives.lipschitz_kl_dual(slope * (P2 @ direction), slope * (Q2 @ direction)).item()
     shift = min(L_g * sigma**2, Delta)  # primal: eta = Q shifted by L sigma^2 towards P
     primal = shift**2 / (2 * sigma**2) + L_g * (Delta - shift)  # KL(eta || Q) + L W1(P, eta)
     kl_pq, lw1 = Delta**2 / (2 * sigma**2), L_g * Delta
@@ -187,7 +190,8 @@ for a_norm, expected in ((2.0, 3.0), (0.5, 0.0)):
         return x @ a_vec + 0.3
 
     x_g, y_t = torch.randn(256, 2, generator=gen), torch.randn(256, 2, generator=gen)
-    gp = divergences.gradient_penalty(linear_phi, x_g, y_t, L=1.0, generator=gen).item()
+    x_hat = objectives.interpolates(x_g, y_t, gen)
+    gp = objectives.gradient_penalty(input_gradient(linear_phi, x_hat, create_graph=True), L=1.0).item()
     print(f"|a| = {a_norm}: GP = {gp:.6f} (closed form {expected})")
     assert abs(gp - expected) < 1e-5
 
@@ -219,7 +223,7 @@ P_line = torch.stack([4 * torch.rand(n_points, generator=gen) - 2, torch.full((n
 
 
 def fit_discriminator(gamma: float | None, steps: int, desc: str) -> tuple[MLPDiscriminator, dict[str, list[float]]]:
-    """Algorithm 1 alone with P fixed (divergences.fit_discriminator), logging the DV estimate and |grad phi|."""
+    """Algorithm 1 alone with P fixed (proxflow_edu.train.fit_discriminator), logging the DV estimate and |grad phi|."""
     torch.manual_seed(seed)
     phi = MLPDiscriminator(2)
     log = {"step": [], "dv": [], "grad_norm": []}
@@ -230,12 +234,13 @@ def fit_discriminator(gamma: float | None, steps: int, desc: str) -> tuple[MLPDi
         if step % max(1, steps // 30) == 0 or step == steps - 1:
             log["step"].append(step)
             with torch.no_grad():
-                log["dv"].append(divergences.lipschitz_kl_dual(phi(P_line), phi(Q_line)).item())
-            g = divergences.discriminator_gradient(phi, P_line[:500])
-            log["grad_norm"].append(g.norm(dim=1).mean().item())
+                log["dv"].append(objectives.lipschitz_kl_dual(phi(P_line), phi(Q_line)).item())
+            log["grad_norm"].append(discriminator_slope(phi, P_line[:500]).mean().item())
 
-    divergences.fit_discriminator(phi, P_line, Q_line, steps, lr=lr, L=None if gamma is None else L,
-                                  gp_weight=gamma or 0.0, batch_size=batch_size, generator=gen, callback=record)
+    # "unregularized": no gradient penalty; "w1": the penalty (41) with bound L and weight gamma
+    config = FlowConfig(variant="unregularized" if gamma is None else "w1", L=L, gp_weight=gamma or 0.0,
+                        lr_discriminator=lr, batch_size=batch_size)
+    fit_discriminator_steps(phi, P_line, Q_line, steps, config, generator=gen, callback=record)
     bar.close()
     return phi, log
 
@@ -289,7 +294,7 @@ plt.show()
 # soft-penalty value $a^*\delta$. In smoke mode (a few dozen steps) only finite values and the ordering are checked.
 
 # %%
-witness = divergences.lipschitz_kl_dual(L * P_line[:, 1], L * Q_line[:, 1]).item()
+witness = objectives.lipschitz_kl_dual(L * P_line[:, 1], L * Q_line[:, 1]).item()
 print(f"exact witness phi = L x2: DV = {witness:.6f} (= L delta = {L * delta:g})")
 assert abs(witness - L * delta) < 1e-6
 

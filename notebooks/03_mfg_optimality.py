@@ -42,9 +42,11 @@ import os
 import matplotlib.pyplot as plt
 import torch
 
-from proxflow_edu import diagnostics, divergences, metrics, plotting
+from proxflow_edu import diagnostics, metrics, plotting
 from proxflow_edu.data import sample_toy
-from proxflow_edu.flow import euler_flow, generate, velocity
+from proxflow_edu.flow import euler_flow, velocity
+from proxflow_edu.nets import input_gradient
+from proxflow_edu.objectives import kinetic_energy
 from proxflow_edu.train import FlowConfig, train
 
 # %% tags=["parameters"]
@@ -168,9 +170,9 @@ print(f"{'U':>6s} {'N':>3s} {'max|x_N - exact|':>17s} {'KE_h/chord':>11s} {'R_HJ
 for name, U in (("true", U_true), ("U_w", U_wrong)):
     for N in (1, 3, 64):
         h = T_hl / N
-        path = euler_flow(U, x0_hl, T_hl, h, lam_hl)
+        path = euler_flow(U, x0_hl, T_hl, h, lam_hl, keep_path=True)
         err = (path.final - xT_exact).abs().max().item()
-        ratio = (diagnostics.kinetic_energy(path.velocities, h) / diagnostics.chord_kinetic_energy(path.states, T_hl)).item()
+        ratio = (kinetic_energy(path.velocities, h) / diagnostics.chord_kinetic_energy(path.states, T_hl)).item()
         r_hj = diagnostics.hj_residual(U, path.states, h, lam_hl)
         r_t = diagnostics.terminal_error(U, phi_hl, path.final, T_hl)
         times = torch.arange(N + 1, dtype=dtype) * h
@@ -214,7 +216,7 @@ def potential_panels(potential, path, times, lim, data=None, levels=15, title=""
 
 
 N_hl = 5
-hl_path = euler_flow(U_true, x0_hl, T_hl, T_hl / N_hl, lam_hl).states
+hl_path = euler_flow(U_true, x0_hl, T_hl, T_hl / N_hl, lam_hl, keep_path=True).states
 potential_panels(U_true, hl_path, torch.arange(N_hl + 1) * T_hl / N_hl, lim=4.0,
                  title=f"Hopf–Lax: U(·,t) for φ = a|x|²/2 (a = {a_hl:g}, λ = {lam_hl:g}) and 200 particles (red)")
 
@@ -264,14 +266,14 @@ result = results["w1w2"]
 # %%
 def optimality_report(potential, discriminator, x0, cfg):
     """HJ residual (43) raw and centred, terminal error (44), straight-line errors (29), KE, for one flow."""
-    path = euler_flow(potential, x0, cfg.T, cfg.h, cfg.lam)
+    path = euler_flow(potential, x0, cfg.T, cfg.h, cfg.lam, keep_path=True)
     states, h, lam = path.states, cfg.h, cfg.lam
     times = torch.arange(cfg.n_steps + 1, dtype=states.dtype) * h
     line_phi = diagnostics.straight_line_path(discriminator, path.final, times, cfg.T, lam)
     line_own = path.final - (cfg.T - times)[:, None, None] * path.velocities[-1]
     moved = (path.final - path.states[0]).norm(dim=1).mean()
-    ke = diagnostics.kinetic_energy(path.velocities, h).item()
-    grad_phi = divergences.discriminator_gradient(discriminator, path.final).detach()
+    ke = kinetic_energy(path.velocities, h).item()
+    grad_phi = input_gradient(discriminator, path.final)
     return dict(
         R_HJ=diagnostics.hj_residual(potential, states, h, lam),
         R_HJ_centred=diagnostics.hj_residual(potential, states, h, lam, centered=True),
@@ -380,7 +382,7 @@ potential_panels(result.potential, path.states[:, :300], times, lim=3.5, data=da
 
 # %%
 fine_h = cfg.T / n_slider
-_, fine_path = generate(result.potential, x0_eval[:300], cfg.T, fine_h, cfg.lam, return_path=True)
+fine_path = euler_flow(result.potential, x0_eval[:300], cfg.T, fine_h, cfg.lam, keep_path=True).states
 g = torch.linspace(-3.5, 3.5, 80)
 gx, gy = torch.meshgrid(g, g, indexing="xy")
 grid_points = torch.stack([gx.flatten(), gy.flatten()], dim=1)
@@ -451,7 +453,7 @@ def U_linear(x, t):
 
 
 r_lin = diagnostics.hj_residual_pointwise(U_linear, x_hl, 0.3, lam_ex)
-p_lin = euler_flow(U_linear, x_hl[:50], T_ex, T_ex / 4, lam_ex)
+p_lin = euler_flow(U_linear, x_hl[:50], T_ex, T_ex / 4, lam_ex, keep_path=True)
 print(f"max |residual| = {r_lin.abs().max():.1e}; every particle moves by -T b / lambda = "
-      f"{(-T_ex * b_vec / lam_ex).tolist()}; KE_h = {diagnostics.kinetic_energy(p_lin.velocities, T_ex / 4):.4f} "
+      f"{(-T_ex * b_vec / lam_ex).tolist()}; KE_h = {kinetic_energy(p_lin.velocities, T_ex / 4):.4f} "
       f"= T |b|^2 / (2 lambda^2) = {T_ex * b_vec.pow(2).sum() / (2 * lam_ex**2):.4f}")

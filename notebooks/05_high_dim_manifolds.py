@@ -87,8 +87,8 @@ from tqdm.auto import tqdm
 from proxflow_edu import metrics, plotting
 from proxflow_edu.data import embedding, project_to_plane, sample_toy
 from proxflow_edu.diagnostics import chord_kinetic_energy, discretization_gap, path_kinetic_energy
-from proxflow_edu.divergences import discriminator_slope  # |grad phi(x)| per sample: phi's actual local Lipschitz constant
-from proxflow_edu.flow import generate
+from proxflow_edu.diagnostics import discriminator_slope  # |grad phi(x)| per sample: phi's actual local Lipschitz constant
+from proxflow_edu.flow import euler_flow
 from proxflow_edu.train import FlowConfig, train
 
 # %% tags=["parameters"]
@@ -163,7 +163,8 @@ print(f"off-plane distance of the data: max {max(metrics.off_manifold_distance(t
 # %%
 def evaluate(r, x0, name, d):
     c = r.config
-    xT, path = generate(r.potential, x0, c.T, c.h, c.lam, return_path=True)
+    flow = euler_flow(r.potential, x0, c.T, c.h, c.lam, keep_path=True)
+    xT, path = flow.final, flow.states
     ok = bool(torch.isfinite(path).all())
     w2 = metrics.w2_distance(xT, test[name, d]) if ok else math.nan
     return {"xT": xT, "path": path, "finite": ok, "w2": w2, "ratio": w2 / floor[name, d],
@@ -362,7 +363,7 @@ for v, e in abl_eval.items():
     print(f"{v:<5} W2/floor={e['ratio']:.2f}  off-plane={e['off']:.3f}  KE_h={e['ke']:.3g}  KE_h/KE_chord="
           f"{e['ke'] / chord:.2f}  disc. gap (h=T/5 vs T/{h_fine_steps})={gap:.3f}  max DV estimate="
           f"{max(r.history['divergence']):.3g}  max |grad J_G|={max(r.history['grad_norm_potential']):.3g}"
-          + (f"  STOPPED: {r.divergence_reason}" if r.diverged_at is not None else ""))
+          + (f"  STOPPED at iteration {r.diverged_at}: {r.divergence_reason}" if r.diverged_at is not None else ""))
 
 # %%
 fig, axs = plt.subplots(1, 4, figsize=(17, 3.8), layout="constrained")

@@ -38,14 +38,17 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from proxflow_edu import FlowConfig, checkpoint, train
-from proxflow_edu.data import mnist, sample_prior, verify_mnist
-from proxflow_edu.diagnostics import (chord_kinetic_energy, discretization_gap, hj_residual, kinetic_energy,
+from proxflow_edu import FlowConfig, checkpoint
+from proxflow_edu.data import sample_prior
+from proxflow_edu.diagnostics import (chord_kinetic_energy, discretization_gap, discriminator_slope, hj_residual,
                                       path_kinetic_energy, terminal_error)
-from proxflow_edu.divergences import discriminator_slope
-from proxflow_edu.evaluate import load_classifier, score_samples
-from proxflow_edu.flow import euler_flow, generate, num_steps, potential_gradient
-from proxflow_edu.nets import CNNDiscriminator, CNNPotential, count_parameters
+from proxflow_edu.flow import euler_flow, num_steps
+from proxflow_edu.mnist.classifier import load_classifier, score_samples
+from proxflow_edu.mnist.data import load_mnist, verify_mnist
+from proxflow_edu.mnist.nets import CNNDiscriminator, CNNPotential
+from proxflow_edu.nets import count_parameters, input_gradient
+from proxflow_edu.objectives import kinetic_energy
+from proxflow_edu.train import train
 from proxflow_edu.plotting import image_grid, plot_history, small_multiples
 
 torch.set_num_threads(1)  # one intra-op thread: on a shared 2-core machine this is the fastest setting for small batches
@@ -77,7 +80,7 @@ LABEL = {"unregularized": "(46) unregularised", "w2": "(47) W2 only", "w1": "(48
 
 # %%
 verify_mnist(DATA)
-data = mnist(DATA, train=True, n=6000, seed=0)
+data = load_mnist(DATA, train=True, n=6000, seed=0)
 prior = sample_prior("uniform", 10, (1, 28, 28), torch.Generator().manual_seed(seed))
 print("data", tuple(data.shape), data.dtype, f"range [{data.min():.0f}, {data.max():.0f}]")
 assert data.shape == (6000, 1, 28, 28) and 0 <= float(data.min()) and float(data.max()) <= 1
@@ -189,7 +192,7 @@ real = clf.info.get("real_train_1000", {})
 print(f"{'1000 real digits':20s} {real.get('confident', float('nan')):10.2f} {real.get('frechet', float('nan')):10.1f}")
 
 # %% [markdown]
-# The classifier (a small LeNet, `proxflow_edu.evaluate`) gives three crude but honest scores: the fraction of
+# The classifier (a small LeNet, `proxflow_edu.mnist.classifier`) gives three crude but honest scores: the fraction of
 # samples it recognises with confidence ≥ 0.9, the histogram of recognised digits (a missing digit = mode
 # collapse) and a Fréchet distance between Gaussians fitted to its 128 features on the samples and on the test
 # set. Real digits set the floor (last row, measured at n = 1000; the Fréchet distance grows as n shrinks, so
@@ -231,7 +234,7 @@ assert s.frechet < scores["unregularized"].frechet  # closer to the test set tha
 # (6) takes over) far more than coverage.
 #
 # *Because of the force on the samples.* The potential sees $\varphi$ only through $\nabla\varphi$ at its samples
-# (the loss (42), the terminal condition (20)). The gradient penalty (41) is *soft*: it charges
+# (the loss (42), the terminal condition (21)). The gradient penalty (41) is *soft*: it charges
 # $\gamma\max(0,|\nabla\varphi|^2-L^2)$, so the discriminator buys a steeper slope whenever the DV term pays more than
 # the penalty costs, and a discriminator of slope $L_{\rm eff}$ computes $D^{L_{\rm eff}}_{\rm KL}$ rather than
 # $D^{L}_{\rm KL}$. Two regimes, by inequality (8):
@@ -345,8 +348,9 @@ h_fine = 1 / 64
 gaps, fine_paths = {}, {}
 with torch.no_grad():
     for v in ("w1", "w1w2"):
-        x_c = generate(runs[v].potential, x0, cfg.T, 1.0, cfg.lam)
-        x_f, fine_paths[v] = generate(runs[v].potential, x0, cfg.T, h_fine, cfg.lam, return_path=True)
+        x_c = euler_flow(runs[v].potential, x0, cfg.T, 1.0, cfg.lam).final
+        fine = euler_flow(runs[v].potential, x0, cfg.T, h_fine, cfg.lam, keep_path=True)
+        x_f, fine_paths[v] = fine.final, fine.states
         dist = (x_c - x_f).flatten(1).norm(dim=1).mean()
         moved = (x_f - x0).flatten(1).norm(dim=1).mean()
         gaps[v] = dict(x_coarse=x_c, x_fine=x_f, rms=float((x_c - x_f).pow(2).mean().sqrt()),
@@ -418,12 +422,12 @@ print(f"{'':18s} {'KE_h (h=1)':>11s} {'authors*':>9s} {'paper log':>10s} {'R_HJ'
 for v in ("w1", "w1w2"):
     r = runs[v]
     with torch.no_grad():
-        p = euler_flow(r.potential, r.prior(n_fine, seed=seed + 2), cfg.T, cfg.h, cfg.lam)
+        p = r.flow(n_fine, seed=seed + 2, keep_path=True)
     ke = float(kinetic_energy(p.velocities, cfg.h))
     assert abs(ke - float(path_kinetic_energy(p.states, cfg.h))) <= 1e-4 * max(ke, 1)  # two forms of KE_h (§2)
     hj = hj_residual(r.potential, p.states, cfg.h, cfg.lam)
     te = terminal_error(r.potential, r.discriminator, p.final, cfg.T)
-    grad_u_T = potential_gradient(r.potential, p.final, cfg.T)  # the terminal condition (20): against grad phi(x_N)
+    grad_u_T = input_gradient(r.potential, p.final, cfg.T)  # the terminal condition (21): against grad phi(x_N)
     terminal[v] = {"|grad U(x_N, T)|": float(grad_u_T.flatten(1).norm(dim=1).mean()),
                    "|lambda v_(N-1)|": float(cfg.lam * p.velocities[-1].flatten(1).norm(dim=1).mean()),
                    "|grad phi(x_N)|": float(discriminator_slope(r.discriminator, p.final).mean())}
@@ -432,7 +436,7 @@ for v in ("w1", "w1w2"):
 print("* authors' final weights re-evaluated with the correct formulas (method.md §7.1); 'paper log' = their code's "
       "values at iteration 5000, R_T rescaled by sqrt(5000)")
 for v, parts in terminal.items():
-    print(f"{LABEL[v]:18s} terminal condition (20): " + ", ".join(f"{k} = {x:.3f}" for k, x in parts.items()))
+    print(f"{LABEL[v]:18s} terminal condition (21): " + ", ".join(f"{k} = {x:.3f}" for k, x in parts.items()))
 for v in ("unregularized", "w2"):
     print(f"{LABEL[v]:18s} stopped at iteration {runs[v].diverged_at} (paper: NaN at logged iteration "
           f"{148 if v == 'unregularized' else 136}); reason: {runs[v].divergence_reason}")
@@ -446,7 +450,7 @@ for v in ("unregularized", "w2"):
 #   its HJ residual is about a third, and its paths are straighter (the ratios of section 6). Our W1 ⊕ W2 is below
 #   the authors' on KE, $R_{\rm HJ}$ and the ratio, after about a ninth of their training work; the correct,
 #   non‑detached KE in the loss (§6 a) penalises exactly the curvature that these numbers measure.
-# * **The terminal condition is far from met.** $U(\cdot,T)=\varphi^\ast$ (20) asks for
+# * **The terminal condition is far from met.** $U(\cdot,T)=\varphi^\ast$ (21) asks for
 #   $\nabla\varphi(x_N)=\nabla U(x_N,T)$; in discrete form, $\lambda v_{N-1}=-\nabla U(x_{N-1},t_{N-1})$ should equal
 #   $-\nabla\varphi(x_N)$. The last print‑out shows both sides: $U$'s gradients are about 0.1 (the flows move
 #   about 8.6 in $T=5$ at $\lambda=0.05$), while $\varphi$'s slope at the samples sits where the gradient penalty
@@ -486,7 +490,7 @@ for v in ("unregularized", "w2"):
 # whatever the ReLU network interpolates (nothing in the loss constrains it), one reason the h = 1/64 path differs.
 # 4: a larger lambda lowers KE_h and the h-change, at the price of a larger divergence (the samples move less).
 with torch.no_grad():
-    x8 = generate(runs["w1w2"].potential, x0, cfg.T, 1 / 8, cfg.lam)
+    x8 = euler_flow(runs["w1w2"].potential, x0, cfg.T, 1 / 8, cfg.lam).final
 rms8 = float((x8 - gaps["w1w2"]["x_fine"]).pow(2).mean().sqrt())
 print(f"RMS change h=1/8 vs 1/64: {rms8:.3f} (h=1 vs 1/64: {gaps['w1w2']['rms']:.3f})")
 assert rms8 < 0.6 * gaps["w1w2"]["rms"]  # refining from h = 1/8 changes far less than from h = 1

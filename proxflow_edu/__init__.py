@@ -1,22 +1,31 @@
 """proxflow_edu: W1 (+) W2 proximal generative flows (arXiv 2407.11901), a teaching package.
 
-Modules, one concept each: ``data`` (toys, priors, MNIST), ``nets`` (U and phi), ``flow`` (the Euler flow),
-``divergences`` (DV dual, gradient penalty), ``train`` (Algorithms 1-2), ``diagnostics`` (KE, HJ residual,
-terminal error, straightness, discretisation gap), ``metrics`` (W2, noise floor, off-manifold distance, MMD),
-``checkpoint`` and ``plotting``.
-"""
-from .data import embedding, sample_prior, sample_toy
-from .diagnostics import (discretization_gap, hj_residual, kinetic_energy, straight_line_path, straightness,
-                          terminal_error)
-from .divergences import gradient_penalty, lipschitz_kl_dual
-from .flow import euler_flow, generate
-from .metrics import mmd, noise_floor, off_manifold_distance, w2_distance
-from .train import PRESETS, VARIANTS, FlowConfig, TrainResult, train
+One concept per module:
 
-__version__ = "0.1.0"
+* ``algorithm``: Algorithms 1-2 as ``discriminator_step`` and ``potential_step`` (start reading here);
+* ``train``: the driver ``train()`` around them and the ``TrainResult``; ``config``: ``FlowConfig``, presets;
+* ``flow``: the Euler flow (39); ``objectives``: DV dual (40), gradient penalty (41), kinetic energy;
+* ``nets``: U and phi for the toys, and the one input-gradient path;
+* ``diagnostics``: HJ residual, terminal error, straightness, discretisation gap;
+* ``data`` (toys, priors), ``metrics`` (W2, noise floor, off-manifold distance, MMD), ``checkpoint``, ``plotting``;
+* ``mnist``: MNIST data offline, the paper's CNNs, a classifier for scoring.
+
+The package root re-exports the most used names; none of them hides a submodule, so
+``proxflow_edu.train`` is the module (the function is ``proxflow_edu.train.train``).
+"""
+from .algorithm import DiscriminatorStep, PotentialStep, discriminator_step, potential_step
+from .config import PRESETS, VARIANTS, FlowConfig
+from .data import embedding, sample_prior, sample_toy
+from .diagnostics import discretization_gap, hj_residual, straight_line_path, straightness, terminal_error
+from .flow import EulerPath, euler_flow
+from .metrics import mmd, noise_floor, off_manifold_distance, w2_distance
+from .objectives import gradient_penalty, kinetic_energy, lipschitz_kl_dual
+from .train import TrainResult
+
+__version__ = "0.2.0"
 __all__ = [
-    "FlowConfig", "PRESETS", "TrainResult", "VARIANTS", "discretization_gap", "embedding", "euler_flow",
-    "generate", "gradient_penalty", "hj_residual", "kinetic_energy", "lipschitz_kl_dual", "mmd", "noise_floor",
-    "off_manifold_distance", "sample_prior", "sample_toy", "straight_line_path", "straightness", "terminal_error",
-    "train", "w2_distance",
+    "DiscriminatorStep", "EulerPath", "FlowConfig", "PRESETS", "PotentialStep", "TrainResult", "VARIANTS",
+    "discretization_gap", "discriminator_step", "embedding", "euler_flow", "gradient_penalty", "hj_residual",
+    "kinetic_energy", "lipschitz_kl_dual", "mmd", "noise_floor", "off_manifold_distance", "potential_step",
+    "sample_prior", "sample_toy", "straight_line_path", "straightness", "terminal_error", "w2_distance",
 ]

@@ -14,21 +14,22 @@ import torch
 
 from . import checkpoint
 from .data import TOY_DATASETS, sample_toy
-from .train import PRESETS, FlowConfig, train
+from .config import PRESETS, FlowConfig
+from .train import train
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(FlowConfig):
         if f.name == "adam_betas":
             continue
-        kind = type(f.default) if f.default is not None else str
+        kind = int if f.name.endswith(("_width", "_depth")) else type(f.default)
         p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None, help=f"(default {f.default})")
 
 
 def _load_data(dataset: str, n: int, dim: int, seed: int, data_root: str) -> torch.Tensor:
     if dataset == "mnist":
-        from .data import mnist
-        return mnist(data_root, train=True, n=n, seed=seed)
+        from .mnist.data import load_mnist
+        return load_mnist(data_root, train=True, n=n, seed=seed)
     return sample_toy(dataset, n, dim=dim, seed=seed)
 
 
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             result = train(config, data, progress=not args.quiet)
             path = checkpoint.save(result, args.out, extra={"dataset": args.dataset, "dim": args.dim,
                                                             "n_data": n_data})
-            status = f"diverged ({result.divergence_reason})" if result.diverged_at is not None else "finished"
+            status = ("finished" if result.diverged_at is None
+                      else f"diverged at iteration {result.diverged_at} ({result.divergence_reason})")
             print(f"{status}: {result.iterations_done} iterations in {result.wall_time:.1f} s -> {path}")
         else:
             result = checkpoint.load(args.run)

@@ -1,7 +1,9 @@
 """Save and load trained flows: atomic writes, ``weights_only=True`` loads, config stored with the weights.
 
-A run directory holds ``model.pt`` (state dicts + config + run facts, plain tensors and
-primitives only) and ``history.json`` (a readable copy of the training curves).
+A run directory holds ``model.pt`` (state dicts + config + run facts: device, iterations, wall time;
+plain tensors and primitives only) and ``history.json`` (a readable copy of the training curves).
+Format 2 is the layout of ``proxflow_edu.nets`` / ``proxflow_edu.mnist.nets``; ``scripts/convert_checkpoints.py``
+converts a format-1 run once.
 """
 from __future__ import annotations
 
@@ -9,21 +11,26 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
 
 import torch
 
-from .train import FlowConfig, TrainResult, build_networks
+from .config import FlowConfig
+from .train import TrainResult, build_networks
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated, corrupted or of an unknown format."""
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write to a temporary file in the same folder, then rename it over ``path`` (never a half-written file)."""
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any], mode: int = 0o644) -> Path:
+    """Call ``write(f)`` on a temporary file in ``path``'s folder, fsync it and rename it over ``path``.
+
+    Readers see the old file or the new one, never a half-written one; a failed write leaves no temporary file.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -31,35 +38,30 @@ def _atomic_write(path: Path, write: Any) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
 
 
 def save(result: TrainResult, run_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Save ``result`` to ``run_dir`` (created if needed); returns the path of ``model.pt``."""
     run_dir = Path(run_dir)
+    facts = {"config": result.config.to_dict(), "device": result.config.device, "diverged_at": result.diverged_at,
+             "divergence_reason": result.divergence_reason, "iterations_done": result.iterations_done,
+             "wall_time": result.wall_time, "extra": extra or {}}
     payload = {
-        "format_version": FORMAT_VERSION,
-        "config": result.config.to_dict(),
+        "format_version": FORMAT_VERSION, **facts,
         "event_shape": list(result.event_shape),
         "potential": {k: v.detach().cpu() for k, v in result.potential.state_dict().items()},
         "discriminator": {k: v.detach().cpu() for k, v in result.discriminator.state_dict().items()},
         "history": result.history,
-        "diverged_at": result.diverged_at,
-        "divergence_reason": result.divergence_reason,
-        "iterations_done": result.iterations_done,
-        "wall_time": result.wall_time,
-        "extra": extra or {},
     }
-    model = run_dir / "model.pt"
-    _atomic_write(model, lambda f: torch.save(payload, f))
-    _atomic_write(run_dir / "history.json", lambda f: f.write(json.dumps(
-        {"config": payload["config"], "diverged_at": result.diverged_at,
-         "divergence_reason": result.divergence_reason, "iterations_done": result.iterations_done,
-         "wall_time": result.wall_time, "extra": payload["extra"], "history": result.history},
-        indent=1).encode()))
+    model = atomic_write(run_dir / "model.pt", lambda f: torch.save(payload, f))
+    atomic_write(run_dir / "history.json", lambda f: f.write(json.dumps({**facts, "history": result.history},
+                                                                          indent=1).encode()))
     return model
 
 
@@ -67,7 +69,7 @@ def load(run: str | Path, device: str = "cpu") -> TrainResult:
     """Load a run saved by :func:`save` (a run directory or its ``model.pt``).
 
     Raises:
-        CheckpointError: the file is missing, not a checkpoint, truncated or corrupted.
+        CheckpointError: the file is missing, not a checkpoint, truncated, corrupted or of format 1.
     """
     path = Path(run)
     path = path / "model.pt" if path.is_dir() else path
@@ -77,7 +79,11 @@ def load(run: str | Path, device: str = "cpu") -> TrainResult:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:
         raise CheckpointError(f"cannot read checkpoint {path} (corrupted or truncated?): {err}") from None
-    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+    version = payload.get("format_version") if isinstance(payload, dict) else None
+    if version == 1:
+        raise CheckpointError(f"{path} is a format-1 checkpoint (proxflow_edu 0.1); convert it once with "
+                              f"`python scripts/convert_checkpoints.py {path.parent}`")
+    if version != FORMAT_VERSION:
         raise CheckpointError(f"{path} is not a proxflow_edu checkpoint of format {FORMAT_VERSION}")
     try:
         config = FlowConfig.from_dict({**payload["config"], "device": device})

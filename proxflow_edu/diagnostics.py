@@ -1,11 +1,12 @@
 """A-posteriori checks of the MFG optimality system (method.md §2, §4, §5). None of these enter a loss.
 
-* kinetic energy of an Euler path, KE_h = (1/M) sum_i sum_n h |v_n^i|^2 / 2            (§2)
-* HJ residual  R_HJ = h sum_n mean_i | d_t U - |grad U|^2 / (2 lambda) |  at (x_n, t_n)  (43), correct sign
-* terminal error R_T = RMS_i | grad U(x_N, T) - grad phi(x_N) |                          (44)
+* kinetic energy from positions and the chord energy, the least KE with the same end points   (§2)
+* HJ residual  R_HJ = h sum_n mean_i | d_t U - |grad U|^2 / (2 lambda) |  at (x_n, t_n)     (43), correct sign
+* terminal error R_T = RMS_i | grad U(x_N, T) - grad phi(x_N) |                             (44)
 * straightness = total path length / chord length - 1   (0 for straight lines)
-* the straight-line (Hopf-Lax) prediction x(t) = x(T) + ((T - t)/lambda) grad phi(x(T))  (29)
-* the discretisation gap: the same prior samples pushed with step h and with a finer step.
+* the straight-line (Hopf-Lax) prediction x(t) = x(T) + ((T - t)/lambda) grad phi(x(T))     (29)
+* the discretisation gap: the same prior samples pushed with step h and with a finer step
+* the slope |grad phi| of the discriminator, against the Lipschitz bound L of (7)
 """
 from __future__ import annotations
 
@@ -15,24 +16,12 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .flow import Potential, generate, num_steps
-
-
-def kinetic_energy(velocities: Tensor, h: float) -> Tensor:
-    """KE_h = (1/M) sum_i sum_n h |v_n^i|^2 / 2.
-
-    Args:
-        velocities: (N, M, *event) the v_n used in the Euler steps (not re-evaluated at x_{n+1}, §6 a).
-        h: step size.
-
-    Returns:
-        0-d tensor, differentiable if ``velocities`` is.
-    """
-    return 0.5 * h * velocities.flatten(2).pow(2).sum(dim=2).sum(dim=0).mean()
+from .flow import Potential, euler_flow
+from .nets import input_gradient
 
 
 def path_kinetic_energy(path: Tensor, h: float) -> Tensor:
-    """KE_h from positions: (1/M) sum_i sum_n |x_{n+1} - x_n|^2 / (2h); equals :func:`kinetic_energy` for Euler paths.
+    """KE_h from positions: (1/M) sum_i sum_n |x_{n+1} - x_n|^2 / (2h); equals ``objectives.kinetic_energy`` for Euler paths.
 
     Args:
         path: (N+1, M, *event).
@@ -57,19 +46,21 @@ def straightness(path: Tensor) -> float:
     return float(length / chord.clamp_min(1e-12) - 1)
 
 
-def _grad_x_t(potential: Potential, x: Tensor, t: float) -> tuple[Tensor, Tensor]:
+def time_derivative(potential: Potential, x: Tensor, t: float) -> Tensor:
+    """d_t U(x, t) per sample, shape (M,), by autograd in t (zero for a time-independent U)."""
     with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
         tt = torch.full((x.shape[0],), float(t), dtype=x.dtype, device=x.device, requires_grad=True)
-        gx, gt = torch.autograd.grad(potential(x, tt).sum(), (x, tt), allow_unused=True)
-    # a time-independent U has d_t U = 0 (autograd reports it as unused)
-    return gx, torch.zeros_like(tt) if gt is None else gt
+        u = potential(x.detach(), tt)
+        if not u.requires_grad:
+            return torch.zeros_like(tt).detach()
+        (gt,) = torch.autograd.grad(u.sum(), tt, allow_unused=True)
+    return torch.zeros_like(tt).detach() if gt is None else gt
 
 
 def hj_residual_pointwise(potential: Potential, x: Tensor, t: float, lam: float) -> Tensor:
     """d_t U(x, t) - |grad_x U(x, t)|^2 / (2 lambda), shape (M,). Zero for a solution of the HJ equation (20)."""
-    gx, gt = _grad_x_t(potential, x, t)
-    return gt - gx.flatten(1).pow(2).sum(dim=1) / (2 * lam)
+    grad_x = input_gradient(potential, x, t)
+    return time_derivative(potential, x, t) - grad_x.flatten(1).pow(2).sum(dim=1) / (2 * lam)
 
 
 def hj_residual(potential: Potential, path: Tensor, h: float, lam: float, centered: bool = False) -> float:
@@ -91,15 +82,12 @@ def hj_residual(potential: Potential, path: Tensor, h: float, lam: float, center
 
 
 def terminal_error(potential: Potential, discriminator: Callable[[Tensor], Tensor], x_T: Tensor, T: float) -> float:
-    """R_T = ( (1/M) sum_i |grad_x U(x_T^i, T) - grad phi(x_T^i)|^2 )^{1/2}   (44).
+    """R_T = ( (1/M) sum_i |grad_x U(x_T^i, T) - grad phi(x_T^i)|^2 )^{1/2}   (44), the terminal condition (21).
 
     Gradients are compared because U(., T) = phi* holds only up to a constant.
     """
-    gu, _ = _grad_x_t(potential, x_T, T)
-    with torch.enable_grad():
-        x = x_T.detach().requires_grad_(True)
-        (gphi,) = torch.autograd.grad(discriminator(x).sum(), x)
-    return float((gu - gphi).flatten(1).pow(2).sum(dim=1).mean().sqrt())
+    gap = input_gradient(potential, x_T, T) - input_gradient(discriminator, x_T)
+    return float(gap.flatten(1).pow(2).sum(dim=1).mean().sqrt())
 
 
 def straight_line_path(discriminator: Callable[[Tensor], Tensor], x_T: Tensor, times: Tensor, T: float,
@@ -114,11 +102,17 @@ def straight_line_path(discriminator: Callable[[Tensor], Tensor], x_T: Tensor, t
     Returns:
         (K, M, *event) predicted positions.
     """
-    with torch.enable_grad():
-        x = x_T.detach().requires_grad_(True)
-        (g,) = torch.autograd.grad(discriminator(x).sum(), x)
     shape = (-1,) + (1,) * x_T.dim()
-    return x_T.detach() + ((T - times.to(x_T)).reshape(shape) / lam) * g
+    return x_T.detach() + ((T - times.to(x_T)).reshape(shape) / lam) * input_gradient(discriminator, x_T)
+
+
+def discriminator_slope(discriminator: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """|grad_x phi(x)| per sample, shape (n,): phi's actual local Lipschitz constant at x.
+
+    The penalty (41) is soft, so this can exceed L; compare it with L to see whether the W1 bound of
+    (7) is really in force (a phi with slope k L acts like the Lipschitz-kL divergence).
+    """
+    return input_gradient(discriminator, x).flatten(1).norm(dim=1)
 
 
 @dataclass
@@ -142,10 +136,8 @@ class DiscretizationGap:
 def discretization_gap(potential: Potential, x0: Tensor, T: float, h: float, lam: float,
                        h_fine: float | None = None) -> DiscretizationGap:
     """Compare x_T from step h with x_T from step h_fine (default h/64) for the same x0."""
-    h_fine = h / 64 if h_fine is None else h_fine
-    num_steps(T, h_fine)
-    xc = generate(potential, x0, T, h, lam)
-    xf = generate(potential, x0, T, h_fine, lam)
+    xc = euler_flow(potential, x0, T, h, lam).final
+    xf = euler_flow(potential, x0, T, h / 64 if h_fine is None else h_fine, lam).final
     dist = (xc - xf).flatten(1).norm(dim=1).mean()
     moved = (xf - x0).flatten(1).norm(dim=1).mean()
     return DiscretizationGap(float(dist), float(dist / moved.clamp_min(1e-12)),

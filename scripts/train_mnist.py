@@ -29,7 +29,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from proxflow_edu import checkpoint  # noqa: E402
-from proxflow_edu.data import mnist  # noqa: E402
+from proxflow_edu.mnist.data import load_mnist  # noqa: E402
 from proxflow_edu.plotting import image_grid  # noqa: E402
 from proxflow_edu.train import PRESETS, VARIANTS, FlowConfig, train  # noqa: E402
 
@@ -47,9 +47,9 @@ def diagnostics_callback(state: dict, snapshot_every: int = 100):  # noqa: ANN20
     """
     from proxflow_edu.data import sample_prior
     from proxflow_edu.diagnostics import hj_residual, terminal_error
-    from proxflow_edu.divergences import discriminator_slope
-    from proxflow_edu.evaluate import load_classifier, score_samples
-    from proxflow_edu.flow import generate
+    from proxflow_edu.diagnostics import discriminator_slope
+    from proxflow_edu.flow import euler_flow
+    from proxflow_edu.mnist.classifier import load_classifier, score_samples
 
     classifier = load_classifier()
 
@@ -58,8 +58,9 @@ def diagnostics_callback(state: dict, snapshot_every: int = 100):  # noqa: ANN20
         if "x0" not in state:
             state["x0"] = sample_prior(c.prior, N_DIAG, result.event_shape, torch.Generator().manual_seed(12345))
         try:
-            x_T, path = generate(u, state["x0"], c.T, c.h, c.lam, return_path=True)
-            hj, te = hj_residual(u, path, c.h, c.lam), terminal_error(u, d, x_T, c.T)
+            path = euler_flow(u, state["x0"], c.T, c.h, c.lam, keep_path=True)
+            x_T = path.final
+            hj, te = hj_residual(u, path.states, c.h, c.lam), terminal_error(u, d, x_T, c.T)
             slope = float(discriminator_slope(d, x_T).mean())
             sc = score_samples(x_T.clamp(0, 1), classifier) if torch.isfinite(x_T).all() else None
         except RuntimeError:
@@ -129,7 +130,7 @@ def main() -> None:
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    data = mnist(args.data_root, train=True, n=N_DATA, seed=0)
+    data = load_mnist(args.data_root, train=True, n=N_DATA, seed=0)
     state: dict = {}
     callback = diagnostics_callback(state)
     for variant in args.variants:

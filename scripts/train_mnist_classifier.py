@@ -1,4 +1,4 @@
-"""Train the small LeNet-style MNIST classifier used to score generated digits (proxflow_edu.evaluate).
+"""Train the small LeNet-style MNIST classifier used to score generated digits (proxflow_edu.mnist.classifier).
 
     python scripts/train_mnist_classifier.py [--epochs 6] [--out checkpoints/mnist_classifier.pt]
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from proxflow_edu.data import mnist
-from proxflow_edu.evaluate import (DEFAULT_CLASSIFIER, Classifier, MNISTClassifier, accuracy, feature_statistics,
+from proxflow_edu.mnist.data import load_mnist, load_mnist_with_labels
+from proxflow_edu.mnist.classifier import (DEFAULT_CLASSIFIER, Classifier, MNISTClassifier, accuracy, feature_statistics,
                                    load_classifier, predict, save_classifier, score_samples)
 
 
@@ -32,8 +32,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    x_tr, y_tr = mnist(args.data_root, train=True, return_labels=True)
-    x_te, y_te = mnist(args.data_root, train=False, return_labels=True)
+    x_tr, y_tr = load_mnist_with_labels(args.data_root, train=True)
+    x_te, y_te = load_mnist_with_labels(args.data_root, train=False)
     net = MNISTClassifier()
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     steps = args.epochs * math.ceil(len(x_tr) / args.batch_size)
@@ -66,7 +66,7 @@ def main() -> None:
     save_classifier(net, mu, cov, acc, args.out, info)
     clf = load_classifier(args.out)
     # the sampling floor of the Frechet distance: real training digits (not in the test set), n = 1000
-    floor = score_samples(mnist(args.data_root, train=True, n=1000, seed=123), clf)
+    floor = score_samples(load_mnist(args.data_root, train=True, n=1000, seed=123), clf)
     info["real_train_1000"] = floor.to_dict()
     save_classifier(net, mu, cov, acc, args.out, info)
     print(f"test accuracy {acc:.4f}; 1000 real training digits: confident {floor.confident:.3f}, "

@@ -49,7 +49,7 @@ def test_failed_write_leaves_old_checkpoint(trained, tmp_path: Path) -> None:
     model = checkpoint.save(trained, tmp_path / "run")
     before = model.read_bytes()
     with pytest.raises(ZeroDivisionError):
-        checkpoint._atomic_write(model, lambda f: (f.write(b"partial"), 1 / 0))
+        checkpoint.atomic_write(model, lambda f: (f.write(b"partial"), 1 / 0))
     assert model.read_bytes() == before
     assert [p.name for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")] == []
 

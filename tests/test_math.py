@@ -6,12 +6,13 @@ import math
 import pytest
 import torch
 
-from proxflow_edu.diagnostics import (chord_kinetic_energy, discretization_gap, hj_residual, hj_residual_pointwise,
-                                      kinetic_energy, path_kinetic_energy, straight_line_path, straightness,
+from proxflow_edu.diagnostics import (chord_kinetic_energy, discretization_gap, discriminator_slope, hj_residual,
+                                      hj_residual_pointwise, path_kinetic_energy, straight_line_path, straightness,
                                       terminal_error)
-from proxflow_edu.divergences import (discriminator_slope, f_dual_nu, gradient_penalty, lipschitz_kl_dual,
-                                      log_mean_exp)
-from proxflow_edu.flow import euler_flow, generate, num_steps
+from proxflow_edu.flow import euler_flow, num_steps
+from proxflow_edu.nets import input_gradient
+from proxflow_edu.objectives import (f_dual_nu, gradient_penalty, interpolates, kinetic_energy, lipschitz_kl_dual,
+                                     log_mean_exp)
 from proxflow_edu.metrics import mmd, noise_floor, off_manifold_distance, w2_distance
 
 from analytic import HopfLaxPotential, LinearDiscriminator, QuadraticDiscriminator, QuadraticPotential
@@ -31,7 +32,8 @@ def test_gradient_penalty_of_linear_phi(slope: float, L: float, expected: float)
     w = torch.tensor([0.6, 0.8, 0.0]) * slope  # |w| = slope
     phi = LinearDiscriminator(w, b=1.0)
     gen = torch.Generator().manual_seed(0)
-    gp = gradient_penalty(phi, torch.randn(64, 3), torch.randn(64, 3) + 5, L, gen)
+    x_hat = interpolates(torch.randn(64, 3), torch.randn(64, 3) + 5, gen)
+    gp = gradient_penalty(input_gradient(phi, x_hat, create_graph=True), L)
     assert gp.item() == pytest.approx(expected, abs=1e-10)
 
 
@@ -39,7 +41,8 @@ def test_gradient_penalty_is_differentiable_in_phi_parameters() -> None:
     net = torch.nn.Linear(2, 1)
     with torch.no_grad():
         net.weight.copy_(torch.tensor([[2.0, 0.0]]))
-    gp = gradient_penalty(lambda x: net(x).squeeze(1), torch.randn(8, 2), torch.randn(8, 2), L=1.0)
+    x_hat = interpolates(torch.randn(8, 2), torch.randn(8, 2))
+    gp = gradient_penalty(input_gradient(lambda x: net(x).squeeze(1), x_hat, create_graph=True), L=1.0)
     gp.backward()
     # d/dw (|w|^2 - 1) = 2w
     assert torch.allclose(net.weight.grad, torch.tensor([[4.0, 0.0]]))
@@ -110,7 +113,7 @@ def test_lipschitz_kl_between_gaussians(delta: float, sigma: float, L: float, ex
 def test_one_euler_step_and_kinetic_energy_on_quadratic_potential() -> None:
     c, lam, h = 0.7, 0.5, 0.25
     x0 = torch.randn(32, 3, generator=torch.Generator().manual_seed(3))
-    path = euler_flow(QuadraticPotential(c), x0, T=h, h=h, lam=lam)
+    path = euler_flow(QuadraticPotential(c), x0, T=h, h=h, lam=lam, keep_path=True)
     x1 = (1 - h * c / lam) * x0
     assert torch.allclose(path.final, x1)
     assert torch.allclose(path.velocities[0], -c * x0 / lam)
@@ -122,7 +125,7 @@ def test_one_euler_step_and_kinetic_energy_on_quadratic_potential() -> None:
 def test_n_euler_steps_on_quadratic_potential() -> None:
     c, lam, h, T = 0.3, 0.5, 0.1, 0.5
     x0 = torch.randn(16, 2, generator=torch.Generator().manual_seed(4))
-    path = euler_flow(QuadraticPotential(c), x0, T, h, lam)
+    path = euler_flow(QuadraticPotential(c), x0, T, h, lam, keep_path=True)
     n = num_steps(T, h)
     factors = torch.tensor([(1 - h * c / lam) ** k for k in range(n + 1)])
     assert torch.allclose(path.states, factors[:, None, None] * x0)
@@ -136,24 +139,27 @@ def test_kinetic_energy_keeps_the_graph_through_the_path() -> None:
     """KE_h must be differentiable in theta through the trajectory (the authors detach it, §6 a)."""
     net = torch.nn.Linear(3, 1)
     potential = lambda x, t: net(torch.cat([x, torch.full((len(x), 1), float(t))], 1)).squeeze(1) ** 2
-    path = euler_flow(potential, torch.randn(8, 2), T=1.0, h=0.25, lam=1.0, create_graph=True)
+    path = euler_flow(potential, torch.randn(8, 2), T=1.0, h=0.25, lam=1.0, create_graph=True, keep_path=True)
     kinetic_energy(path.velocities, 0.25).backward()
     assert net.weight.grad is not None and net.weight.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("T, h, n", [(1.0, 1.0, 1), (1.0, 1 / 64, 64), (5.0, 1.0, 5), (5.0, 1 / 64, 320)])
-def test_generate_honours_h(T: float, h: float, n: int) -> None:
+def test_euler_flow_honours_h(T: float, h: float, n: int) -> None:
     x0 = torch.randn(4, 2)
-    x_T, path = generate(QuadraticPotential(0.1), x0, T, h, 1.0, return_path=True)
-    assert path.shape == (n + 1, 4, 2)
+    flow = euler_flow(QuadraticPotential(0.1), x0, T, h, 1.0, keep_path=True)
+    path, x_T = flow.states, flow.final
+    assert path.shape == (n + 1, 4, 2) and flow.velocities.shape == (n, 4, 2)
     assert torch.equal(path[-1], x_T) and torch.equal(path[0], x0)
     assert not x_T.requires_grad
+    lean = euler_flow(QuadraticPotential(0.1), x0, T, h, 1.0)  # the states are kept only when asked
+    assert lean.states is None and lean.velocities is None and torch.equal(lean.final, x_T)
 
 
-def test_generate_step_size_changes_result_for_curved_flow() -> None:
+def test_euler_step_size_changes_result_for_curved_flow() -> None:
     x0 = torch.randn(4, 2)
-    assert not torch.allclose(generate(QuadraticPotential(0.5), x0, 1.0, 1.0, 1.0),
-                              generate(QuadraticPotential(0.5), x0, 1.0, 1 / 64, 1.0))
+    assert not torch.allclose(euler_flow(QuadraticPotential(0.5), x0, 1.0, 1.0, 1.0).final,
+                              euler_flow(QuadraticPotential(0.5), x0, 1.0, 1 / 64, 1.0).final)
 
 
 @pytest.mark.parametrize("T, h", [(1.0, 0.3), (1.0, 0.0), (1.0, -0.1), (0.0, 0.1)])
@@ -170,7 +176,9 @@ A, LAM, T = 0.8, 0.5, 1.0
 @pytest.mark.parametrize("h", [1.0, 1 / 3, 1 / 64])
 def test_hopf_lax_paths_are_straight_and_h_invariant(h: float) -> None:
     x0 = torch.randn(50, 3, generator=torch.Generator().manual_seed(5))
-    x_T, path = generate(HopfLaxPotential(A, LAM, T), x0, T, h, LAM, return_path=True)
+    flow = euler_flow(HopfLaxPotential(A, LAM, T), x0, T, h, LAM, keep_path=True)
+    x_T = flow.final
+    path = flow.states
     assert torch.allclose(x_T, LAM * x0 / (LAM + A * T), atol=1e-12)
     assert straightness(path) == pytest.approx(0.0, abs=1e-10)
     # constant speed: the path energy equals the chord energy
@@ -180,7 +188,8 @@ def test_hopf_lax_paths_are_straight_and_h_invariant(h: float) -> None:
 def test_hj_residual_vanishes_for_hopf_lax_and_not_for_wrong_potentials() -> None:
     x0 = torch.randn(200, 2, generator=torch.Generator().manual_seed(6))
     h = 0.1
-    _, path = generate(HopfLaxPotential(A, LAM, T), x0, T, h, LAM, return_path=True)
+    flow = euler_flow(HopfLaxPotential(A, LAM, T), x0, T, h, LAM, keep_path=True)
+    path = flow.states
     assert hj_residual(HopfLaxPotential(A, LAM, T), path, h, LAM) == pytest.approx(0.0, abs=1e-12)
     # (a) time-independent U = a|x|^2/2: residual -a^2|x|^2/(2 lam) at every point
     pointwise = hj_residual_pointwise(QuadraticPotential(A), path[3], 3 * h, LAM)
@@ -198,7 +207,9 @@ def test_hj_residual_vanishes_for_hopf_lax_and_not_for_wrong_potentials() -> Non
 def test_terminal_error_and_straight_line_formula() -> None:
     x0 = torch.randn(100, 2, generator=torch.Generator().manual_seed(7))
     h = 0.05
-    x_T, path = generate(HopfLaxPotential(A, LAM, T), x0, T, h, LAM, return_path=True)
+    flow = euler_flow(HopfLaxPotential(A, LAM, T), x0, T, h, LAM, keep_path=True)
+    x_T = flow.final
+    path = flow.states
     assert terminal_error(HopfLaxPotential(A, LAM, T), QuadraticDiscriminator(A), x_T, T) == pytest.approx(0, abs=1e-12)
     # grad U(., T) = a x vs grad phi = b x  ->  RMS |(a - b) x|
     b = 0.3
@@ -259,22 +270,26 @@ def test_centered_hj_residual_ignores_a_time_only_drift() -> None:
     """U + c(t) moves particles exactly like U; only the centred residual is blind to c'(t)."""
     hopf_lax = HopfLaxPotential(A, LAM, T)
     drifted = lambda x, t: hopf_lax(x, t) + 0.7 * torch.as_tensor(t, dtype=x.dtype)  # noqa: E731  c'(t) = 0.7
-    _, path = generate(hopf_lax, torch.randn(100, 2), T, 0.1, LAM, return_path=True)
+    flow = euler_flow(hopf_lax, torch.randn(100, 2), T, 0.1, LAM, keep_path=True)
+    path = flow.states
     assert hj_residual(drifted, path, 0.1, LAM) == pytest.approx(0.7 * T, rel=1e-9)
     assert hj_residual(drifted, path, 0.1, LAM, centered=True) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_fit_discriminator_separates_singular_measures_only_without_the_bound() -> None:
     """P on the line x2 = 1, Q on x2 = 0 (mutually singular): D^L_KL = L * 1 with the bound, unbounded without."""
-    from proxflow_edu.divergences import fit_discriminator
+    from proxflow_edu.config import FlowConfig
     from proxflow_edu.nets import MLPDiscriminator
+    from proxflow_edu.train import fit_discriminator
     g = torch.Generator().manual_seed(0)
     u = 4 * torch.rand(2000, generator=g) - 2
     p, q = torch.stack([u, torch.ones_like(u)], 1).float(), torch.stack([u, torch.zeros_like(u)], 1).float()
     torch.set_default_dtype(torch.float32)
     torch.manual_seed(0)
-    free = fit_discriminator(MLPDiscriminator(2), p, q, steps=300, lr=3e-3, generator=g)
+    free = fit_discriminator(MLPDiscriminator(2), p, q, 300, FlowConfig(variant="unregularized", lr_discriminator=3e-3),
+                             generator=g)
     torch.manual_seed(0)
-    bounded = fit_discriminator(MLPDiscriminator(2), p, q, steps=300, lr=3e-3, L=1.0, gp_weight=5.0, generator=g)
+    bounded = fit_discriminator(MLPDiscriminator(2), p, q, 300,
+                                FlowConfig(variant="w1", lr_discriminator=3e-3, L=1.0, gp_weight=5.0), generator=g)
     assert free[-1] > 10 and free[-1] > free[100]        # keeps growing
     assert bounded[-1] == pytest.approx(1.0, abs=0.25)   # L * W1(P, Q) = 1

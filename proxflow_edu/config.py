@@ -1,0 +1,170 @@
+"""FlowConfig: everything that defines a training run, validated on construction, and the named presets."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .data import PRIORS
+from .flow import num_steps
+
+VARIANTS = ("unregularized", "w2", "w1", "w1w2")
+ARCHS = ("mlp", "mnist_cnn")
+LR_SCHEDULES = ("constant", "cosine")
+# network sizes (width, depth) per architecture when the config leaves them at None
+NETWORK_SIZES = {"mlp": {"potential": (48, 5), "discriminator": (48, 3)},
+                 "mnist_cnn": {"potential": (512, 3), "discriminator": (256, 3)}}
+
+
+@dataclass
+class FlowConfig:
+    """Everything that defines a training run. Validated on construction: a bad field raises ValueError naming it.
+
+    Defaults are a lecture setting that learns a toy manifold in R^2 ... R^12 in about a
+    minute on a 2-core CPU. The paper's toy setting differs (method.md §8): lambda = 0.5
+    (2-D) / 0.1 (7-D, 12-D), gp_weight 0.1 / 0.01, lr 1e-4 (U) and 2e-5 (phi), 25,000 iterations;
+    see :data:`PRESETS`. Only lambda / T enters the continuous objective.
+
+    Attributes:
+        variant: "unregularized" (46), "w2" (47), "w1" (48) or "w1w2" (49).
+        T: horizon; h: training Euler step (T/h must be an integer).
+        lam: lambda, the kinetic-energy (W2-proximal) weight; velocity v = -grad U / lambda.
+        L: Lipschitz bound of phi (W1 proximal); used by "w1" and "w1w2".
+        gp_weight: gamma, weight of the gradient penalty.
+        n_iters: potential updates; batch_size: M; disc_steps: discriminator updates per iteration.
+        lr_potential, lr_discriminator: Adam learning rates (betas = adam_betas).
+        lr_schedule: "constant" (paper) or "cosine" (decays both rates to lr_final_fraction).
+        seed: seeds the networks' initialisation and every minibatch.
+        device: "cpu" or "cuda[:k]".
+        prior: "gaussian" N(0, I) or "uniform" U[0, 0.5]^d (the paper's MNIST prior).
+        arch: "mlp" (toys) or "mnist_cnn" (the paper's CNNs).
+        potential_width/depth, discriminator_width/depth: hidden units and hidden layers of the MLP (arch
+            "mlp") or of the CNN's MLP head ("mnist_cnn"); None takes the paper's :data:`NETWORK_SIZES`
+            (MLP: 48x5 tanh for U, 48x3 ReLU for phi; CNN heads: 512x3 and 256x3).
+        log_every: iterations between history entries.
+        max_divergence: the run is declared diverged when the DV estimate exceeds this
+            (the unregularised runs climb to 1e5-1e6 without producing NaN, §6 d6).
+    """
+
+    variant: str = "w1w2"
+    T: float = 1.0
+    h: float = 0.2
+    lam: float = 0.1
+    L: float = 1.0
+    gp_weight: float = 0.1
+    n_iters: int = 1500
+    batch_size: int = 200
+    disc_steps: int = 5
+    lr_potential: float = 1e-3
+    lr_discriminator: float = 5e-4
+    lr_schedule: str = "cosine"
+    lr_final_fraction: float = 0.05
+    adam_betas: tuple[float, float] = (0.5, 0.9)
+    seed: int = 0
+    device: str = "cpu"
+    prior: str = "gaussian"
+    arch: str = "mlp"
+    potential_width: int | None = None
+    potential_depth: int | None = None
+    discriminator_width: int | None = None
+    discriminator_depth: int | None = None
+    log_every: int = 50
+    max_divergence: float = 1e3
+
+    def __post_init__(self) -> None:
+        self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
+        for name, allowed in (("variant", VARIANTS), ("prior", PRIORS), ("arch", ARCHS),
+                              ("lr_schedule", LR_SCHEDULES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {name}={getattr(self, name)!r}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in (value if isinstance(value, tuple) else (value,))):
+                raise ValueError(f"{f.name} must be finite, got {f.name}={value}")
+        for name in ("T", "h", "lam", "L", "lr_potential", "lr_discriminator", "lr_final_fraction", "max_divergence"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {name}={getattr(self, name)}")
+        sizes = ("potential_width", "potential_depth", "discriminator_width", "discriminator_depth")
+        at_least = {"batch_size": 1, "disc_steps": 1, "n_iters": 0, "log_every": 1, "seed": 0, **dict.fromkeys(sizes, 1)}
+        for name, low in at_least.items():
+            value = getattr(self, name)
+            if value is None and name in sizes:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {name}={value!r}")
+        if self.gp_weight < 0:
+            raise ValueError(f"gp_weight must be >= 0, got gp_weight={self.gp_weight}")
+        if self.lr_final_fraction > 1:
+            raise ValueError(f"lr_final_fraction must be in (0, 1], got lr_final_fraction={self.lr_final_fraction}")
+        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
+            raise ValueError(f"adam_betas must be two numbers in [0, 1), got adam_betas={self.adam_betas}")
+        try:
+            num_steps(self.T, self.h)
+        except ValueError as err:
+            raise ValueError(f"T/h: {err}") from None
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"device must be 'cpu' or 'cuda[:k]', got device={self.device!r}")
+
+    @property
+    def uses_w1(self) -> bool:
+        """Lipschitz-regularised discriminator (gradient penalty), variants (48)-(49)."""
+        return self.variant in ("w1", "w1w2")
+
+    @property
+    def uses_w2(self) -> bool:
+        """Kinetic energy lambda KE_h in the potential loss, variants (47), (49)."""
+        return self.variant in ("w2", "w1w2")
+
+    @property
+    def n_steps(self) -> int:
+        """N = T / h."""
+        return num_steps(self.T, self.h)
+
+    def network_size(self, network: str) -> tuple[int, int]:
+        """(width, depth) of ``network`` ("potential" or "discriminator"), the architecture's default for None."""
+        default_width, default_depth = NETWORK_SIZES[self.arch][network]
+        width, depth = getattr(self, f"{network}_width"), getattr(self, f"{network}_depth")
+        return (default_width if width is None else width, default_depth if depth is None else depth)
+
+    def replace(self, **changes: Any) -> "FlowConfig":
+        """A validated copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["adam_betas"] = list(self.adam_betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FlowConfig":
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown FlowConfig fields: {sorted(unknown)}")
+        return cls(**d)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "FlowConfig":
+        """A named setting from :data:`PRESETS`, with fields overridden."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset name={name!r}; allowed: {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+
+_PAPER_TOY = dict(T=1.0, h=0.2, n_iters=25_000, batch_size=200, disc_steps=5, lr_potential=1e-4,
+                  lr_discriminator=2e-5, lr_schedule="constant", L=1.0)
+PRESETS: dict[str, dict[str, Any]] = {
+    "lecture_toy": {},
+    "paper_toy_2d": dict(_PAPER_TOY, lam=0.5, gp_weight=0.1),
+    "paper_toy_highdim": dict(_PAPER_TOY, lam=0.1, gp_weight=0.01),
+    "paper_mnist": dict(arch="mnist_cnn", prior="uniform", T=5.0, h=1.0, lam=0.05, L=1.0, gp_weight=0.1,
+                        n_iters=5000, batch_size=200, disc_steps=5, lr_potential=5e-4, lr_discriminator=1e-4,
+                        lr_schedule="constant", log_every=100, max_divergence=1e4),
+}
+# The paper's MNIST model, loss, T, h, lambda, L, prior and lr_U, sized for a 2-core CPU (notebook 06,
+# benchmarks/mnist.json): batch 64 instead of 200, 1800 instead of 5000 iterations, lr_phi 2.5e-4 instead of 1e-4,
+# cosine decay, and gamma = 1 instead of 0.1. With the paper's gamma = 0.1 the soft penalty (41) leaves phi with
+# slope |grad phi| ~ 6 = 6 L, so the divergence acts like the nearly mode-seeking KL and the short run collapses
+# onto a few digits (mostly 4-6); gamma = 1 keeps the slope near L and every digit appears (notebook 06, section 3b).
+PRESETS["cpu_mnist"] = dict(PRESETS["paper_mnist"], batch_size=64, lr_discriminator=2.5e-4, gp_weight=1.0,
+                            lr_schedule="cosine", n_iters=1800, log_every=10)
