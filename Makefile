@@ -10,13 +10,17 @@ export PYTHONHASHSEED := 0
 
 setup: $(STAMP)
 
-# (re)install when requirements.txt or pyproject.toml change; torch first, from the local wheel cache
-$(STAMP): requirements.txt pyproject.toml
+# (re)install when requirements.txt or pyproject.toml change; torch first, from the local wheel cache; then the kernel
+# config that drops ipykernel's loopback-TCP warning (scripts/ipython_kernel_config.py says why)
+$(STAMP): requirements.txt pyproject.toml scripts/ipython_kernel_config.py
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "make setup: $(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())' 2>/dev/null || echo '(not found)'); the pins need Python >= 3.11 (numpy==2.4.6 has no wheel for 3.10; tested on 3.11). Run: make setup PYTHON=python3.11" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(VENV)/bin/pip check
+	install -D -m 644 scripts/ipython_kernel_config.py $(VENV)/etc/ipython/ipython_kernel_config.py
 	touch $(STAMP)
 
 # every notebook through papermill with its default (lecture) parameters; outputs under build/

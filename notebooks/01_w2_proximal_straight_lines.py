@@ -53,6 +53,7 @@ from proxflow_edu.data import sample_prior, sample_toy
 from proxflow_edu.flow import euler_flow
 from proxflow_edu.objectives import kinetic_energy
 from proxflow_edu.train import FlowConfig, build_networks, train
+from proxflow_edu.parameters import check_parameters, parameter_defaults
 
 # %% tags=["parameters"]
 SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"
@@ -64,6 +65,10 @@ n_eval = 200 if SMOKE else 1000  # samples for the exact (POT) W2 values; cost g
 ot_sizes = (100, 200) if SMOKE else (250, 500, 1000)  # sample sizes for the bias study of the OT value
 lam = 0.5  # lambda, the kinetic-energy weight: the paper's 2-D value (method.md §8)
 n_threads = 1  # tiny networks: one thread is fastest, and much faster on a shared, busy CPU
+DEFAULTS = parameter_defaults(globals())  # what papermill -p / -y may change, checked below
+
+# %%
+check_parameters(globals(), DEFAULTS)  # a wrong type or range fails here, naming the parameter
 
 # %%
 torch.set_num_threads(n_threads)

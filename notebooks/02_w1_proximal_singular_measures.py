@@ -50,6 +50,7 @@ from proxflow_edu.config import FlowConfig
 from proxflow_edu.diagnostics import discriminator_slope
 from proxflow_edu.nets import MLPDiscriminator, input_gradient
 from proxflow_edu.train import fit_discriminator as fit_discriminator_steps
+from proxflow_edu.parameters import check_parameters, parameter_defaults
 
 # %% tags=["parameters"]
 SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"
@@ -63,6 +64,10 @@ L = 1.0  # Lipschitz bound
 gp_weights = (0.1, 1.0)  # gamma: the paper's toy value 0.1, and a stronger penalty
 lr = 1e-3  # Adam learning rate of the demo (the paper's toys: 2e-5, with many more steps)
 n_threads = 1  # tiny networks: one thread is fastest, and much faster on a shared, busy CPU
+DEFAULTS = parameter_defaults(globals())  # what papermill -p / -y may change, checked below
+
+# %%
+check_parameters(globals(), DEFAULTS)  # a wrong type or range fails here, naming the parameter
 
 # %%
 torch.set_num_threads(n_threads)

@@ -48,6 +48,7 @@ from proxflow_edu.flow import euler_flow, velocity
 from proxflow_edu.nets import input_gradient
 from proxflow_edu.objectives import kinetic_energy
 from proxflow_edu.train import FlowConfig, train
+from proxflow_edu.parameters import check_parameters, parameter_defaults
 
 # %% tags=["parameters"]
 SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"
@@ -59,6 +60,10 @@ n_eval = 200 if SMOKE else 1000  # particles for the diagnostics
 n_slider = 20 if SMOKE else 40  # time steps of the fine path shown by the slider
 live_widget = True  # also build the ipywidgets slider (the static figure is always drawn)
 n_threads = 1  # tiny networks: one thread is fastest, and much faster on a shared, busy CPU
+DEFAULTS = parameter_defaults(globals())  # what papermill -p / -y may change, checked below
+
+# %%
+check_parameters(globals(), DEFAULTS)  # a wrong type or range fails here, naming the parameter
 
 # %%
 torch.set_num_threads(n_threads)

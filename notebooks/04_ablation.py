@@ -126,6 +126,7 @@ from proxflow_edu import diagnostics, metrics, plotting
 from proxflow_edu.data import sample_toy
 from proxflow_edu.flow import euler_flow
 from proxflow_edu.train import FlowConfig, train
+from proxflow_edu.parameters import check_parameters, parameter_defaults
 
 # %% tags=["parameters"]
 SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"
@@ -146,6 +147,10 @@ w2_factor_max = 3.0                      # check: W1+W2 in R^12 within this fact
                                          # (the course's goal is 2; see the check cell)
 n_threads = 1   # torch threads: these MLPs are too small to gain from more, and 2 threads on a busy
                 # 2-core machine can be several times slower than 1
+DEFAULTS = parameter_defaults(globals())  # what papermill -p / -y may change, checked below
+
+# %%
+check_parameters(globals(), DEFAULTS)  # a wrong type or range fails here, naming the parameter
 
 # %% [markdown]
 # **Settings.** Every run uses the lecture defaults of `FlowConfig` (printed below) and changes only `variant`,

@@ -90,6 +90,7 @@ from proxflow_edu.diagnostics import chord_kinetic_energy, discretization_gap, p
 from proxflow_edu.diagnostics import discriminator_slope  # |grad phi(x)| per sample: phi's actual local Lipschitz constant
 from proxflow_edu.flow import euler_flow
 from proxflow_edu.train import FlowConfig, train
+from proxflow_edu.parameters import check_parameters, parameter_defaults
 
 # %% tags=["parameters"]
 SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"
@@ -108,6 +109,10 @@ Ls = [1.0] if SMOKE else [0.5, 1.0, 5.0]            # L grid (W1 proximal, Lipsc
 h_fine_steps = 40 if SMOKE else 320      # discretisation gap in section 5: h = T/5 against h = T/h_fine_steps
 n_threads = 1   # torch threads: these MLPs are too small to gain from more, and 2 threads on a busy
                 # 2-core machine can be several times slower than 1
+DEFAULTS = parameter_defaults(globals())  # what papermill -p / -y may change, checked below
+
+# %%
+check_parameters(globals(), DEFAULTS)  # a wrong type or range fails here, naming the parameter
 
 # %%
 torch.set_num_threads(n_threads)

@@ -33,6 +33,7 @@
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -48,8 +49,9 @@ from proxflow_edu.mnist.data import load_mnist, verify_mnist
 from proxflow_edu.mnist.nets import CNNDiscriminator, CNNPotential
 from proxflow_edu.nets import count_parameters, input_gradient
 from proxflow_edu.objectives import kinetic_energy
-from proxflow_edu.train import train
+from proxflow_edu.train import DivergedRunWarning, train
 from proxflow_edu.plotting import image_grid, plot_history, small_multiples
+from proxflow_edu.parameters import check_parameters, parameter_defaults
 
 torch.set_num_threads(1)  # one intra-op thread: on a shared 2-core machine this is the fastest setting for small batches
 
@@ -61,6 +63,10 @@ n_eval = 100 if SMOKE else 500  # samples scored by the classifier (h = 1)
 n_fine = 8 if SMOKE else 200  # samples pushed with h = 1/64 (320 Euler steps) for the h-comparison
 demo_iters = 20  # iterations of the live training demo (paper setting, small batch)
 demo_batch = 16 if SMOKE else 64
+DEFAULTS = parameter_defaults(globals())  # what papermill -p / -y may change, checked below
+
+# %%
+check_parameters(globals(), DEFAULTS)  # a wrong type or range fails here, naming the parameter
 
 # %%
 ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "checkpoints" / "mnist_w1w2").is_dir())
@@ -175,7 +181,9 @@ assert runs["w1w2"].wall_time < 20 * 60  # the course's CPU budget for W1 + W2
 clf = load_classifier()
 print(f"classifier: {clf.test_accuracy:.2%} test accuracy")
 samples = {}
-with torch.no_grad():
+with torch.no_grad(), warnings.catch_warnings():
+    # the two stopped ablation runs are sampled on purpose (their last good weights); the table above says so
+    warnings.simplefilter("ignore", DivergedRunWarning)
     for v, r in runs.items():
         samples[v] = r.sample(n_eval, seed=seed)  # h = 1, the training step
 axes = small_multiples(4, size=3.6)

@@ -8,14 +8,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import warnings
 from pathlib import Path
 
 import torch
 
 from . import checkpoint
 from .data import TOY_DATASETS, sample_toy
+from .flow import num_steps
 from .config import PRESETS, FlowConfig
-from .train import train
+from .train import DivergedRunWarning, train
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -31,6 +33,25 @@ def _load_data(dataset: str, n: int, dim: int, seed: int, data_root: str) -> tor
         from .mnist.data import load_mnist
         return load_mnist(data_root, train=True, n=n, seed=seed)
     return sample_toy(dataset, n, dim=dim, seed=seed)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Raise ValueError naming the first invalid argument (the config fields are checked by FlowConfig)."""
+    if args.command == "sample":
+        checks = [("--n", args.n, args.n >= 1, "an integer >= 1"), ("--seed", args.seed, args.seed >= 0, "an integer >= 0"),
+                  ("--h", args.h, args.h is None or args.h > 0, "> 0")]
+    else:
+        checks = [("--dim", args.dim, args.dim >= 2, "an integer >= 2"),
+                  ("--n-data", args.n_data, args.n_data is None or args.n_data >= 1, "an integer >= 1")]
+    for name, value, ok, rule in checks:
+        if not ok:
+            raise ValueError(f"{name} must be {rule}, got {name} {value}")
+    out = Path(args.out)
+    if args.command == "sample" and out.is_dir():
+        raise ValueError(f"--out must be a file path, got the folder {out}")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir() and existing != out:
+        raise ValueError(f"--out cannot be created: {existing} is a file, not a folder")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
+        _check_args(args)
         if args.command == "train":
             overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(FlowConfig)
                          if f.name != "adam_betas" and getattr(args, f.name, None) is not None}
@@ -71,7 +93,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{status}: {result.iterations_done} iterations in {result.wall_time:.1f} s -> {path}")
         else:
             result = checkpoint.load(args.run)
-            with torch.no_grad():
+            if args.h is not None:
+                try:
+                    num_steps(result.config.T, args.h)
+                except ValueError as err:
+                    raise ValueError(f"--h {args.h} does not fit the run's horizon: {err}") from None
+            if result.diverged_at is not None:
+                print(f"warning: {args.run} diverged at iteration {result.diverged_at} ({result.divergence_reason}); "
+                      f"sampling its last good weights", file=sys.stderr)
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", DivergedRunWarning)  # said once above, in one line
                 x = result.sample(args.n, seed=args.seed, h=args.h)
             if result.config.arch == "mnist_cnn":
                 x = x.clamp(0, 1)  # images: pixel range
@@ -79,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             out.parent.mkdir(parents=True, exist_ok=True)
             torch.save(x.cpu(), out)
             print(f"wrote {tuple(x.shape)} samples to {out}")
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -1,7 +1,8 @@
 """Save and load trained flows: atomic writes, ``weights_only=True`` loads, config stored with the weights.
 
-A run directory holds ``model.pt`` (state dicts + config + run facts: device, iterations, wall time;
-plain tensors and primitives only) and ``history.json`` (a readable copy of the training curves).
+A run directory holds ``model.pt`` (state dicts + config + run facts: device, iterations, wall time; the
+optimiser and generator states that let ``train(..., resume_from=run_dir)`` continue it; plain tensors and
+primitives only) and ``history.json`` (a readable copy of the training curves).
 Format 2 is the layout of ``proxflow_edu.nets`` / ``proxflow_edu.mnist.nets``; ``scripts/convert_checkpoints.py``
 converts a format-1 run once.
 """
@@ -16,7 +17,7 @@ from typing import IO, Any, Callable
 import torch
 
 from .config import FlowConfig
-from .train import TrainResult, build_networks
+from .train import TrainingState, TrainResult, build_networks
 
 FORMAT_VERSION = 2
 
@@ -58,6 +59,10 @@ def save(result: TrainResult, run_dir: str | Path, extra: dict[str, Any] | None 
         "potential": {k: v.detach().cpu() for k, v in result.potential.state_dict().items()},
         "discriminator": {k: v.detach().cpu() for k, v in result.discriminator.state_dict().items()},
         "history": result.history,
+        "training_state": None if result.training_state is None else {
+            "optimizer_potential": result.training_state.optimizer_potential,
+            "optimizer_discriminator": result.training_state.optimizer_discriminator,
+            "generator": result.training_state.generator.cpu()},
     }
     model = atomic_write(run_dir / "model.pt", lambda f: torch.save(payload, f))
     atomic_write(run_dir / "history.json", lambda f: f.write(json.dumps({**facts, "history": result.history},
@@ -93,5 +98,10 @@ def load(run: str | Path, device: str = "cpu") -> TrainResult:
         discriminator.load_state_dict(payload["discriminator"])
     except (KeyError, RuntimeError, ValueError, TypeError) as err:
         raise CheckpointError(f"checkpoint {path} does not match its config: {err}") from None
+    state = payload.get("training_state")
+    if state is not None:
+        state = TrainingState(state["optimizer_potential"], state["optimizer_discriminator"],
+                              state["generator"].cpu())
     return TrainResult(potential, discriminator, config, payload["history"], payload["diverged_at"],
-                       payload["divergence_reason"], payload["iterations_done"], payload["wall_time"], event_shape)
+                       payload["divergence_reason"], payload["iterations_done"], payload["wall_time"], event_shape,
+                       state)

@@ -10,8 +10,10 @@ import contextlib
 import dataclasses
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -23,8 +25,12 @@ from .data import sample_prior
 from .flow import EulerPath, euler_flow
 from .nets import MLPDiscriminator, MLPPotential
 
-__all__ = ["ARCHS", "PRESETS", "VARIANTS", "FlowConfig", "TrainResult", "build_networks", "check_data",
-           "fit_discriminator", "train"]
+__all__ = ["ARCHS", "PRESETS", "VARIANTS", "DivergedRunWarning", "FlowConfig", "TrainResult", "TrainingState",
+           "build_networks", "check_data", "fit_discriminator", "train"]
+
+
+class DivergedRunWarning(UserWarning):
+    """Sampling from a run that stopped because it diverged (its weights are those before the failing iteration)."""
 
 
 def build_networks(config: FlowConfig, event_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
@@ -61,6 +67,20 @@ def check_data(data: Tensor, config: FlowConfig) -> Tensor:
 
 
 @dataclass
+class TrainingState:
+    """What :func:`train` needs besides the weights and the history to continue a run bit for bit.
+
+    Attributes:
+        optimizer_potential, optimizer_discriminator: the Adam state dicts.
+        generator: the state of the random generator that draws every prior sample, minibatch and interpolate.
+    """
+
+    optimizer_potential: dict[str, Any]
+    optimizer_discriminator: dict[str, Any]
+    generator: Tensor
+
+
+@dataclass
 class TrainResult:
     """A trained (or stopped) flow.
 
@@ -74,6 +94,8 @@ class TrainResult:
         iterations_done: completed potential updates.
         wall_time: seconds spent in :func:`train`.
         event_shape: the shape of one sample.
+        training_state: the optimiser and generator states after ``iterations_done`` iterations (saved with the
+            checkpoint, so that ``train(..., resume_from=run_dir)`` continues the run), or None.
     """
 
     potential: nn.Module
@@ -85,6 +107,7 @@ class TrainResult:
     iterations_done: int = 0
     wall_time: float = 0.0
     event_shape: tuple[int, ...] = ()
+    training_state: TrainingState | None = None
 
     def prior(self, n: int, seed: int | None = None) -> Tensor:
         """n samples of rho_0 (seeded when ``seed`` is given)."""
@@ -92,8 +115,14 @@ class TrainResult:
         return sample_prior(self.config.prior, n, self.event_shape, g, self.config.device)
 
     def flow(self, n: int, seed: int | None = None, h: float | None = None, keep_path: bool = False) -> EulerPath:
-        """Push n fresh prior samples through the flow with step h (default: the training step); no graph."""
+        """Push n fresh prior samples through the flow with step h (default: the training step); no graph.
+
+        Warns (:class:`DivergedRunWarning`) when the run diverged: the course samples such runs on purpose.
+        """
         c = self.config
+        if self.diverged_at is not None:
+            warnings.warn(f"this run diverged at iteration {self.diverged_at} ({self.divergence_reason}); "
+                          f"sampling its last good weights", DivergedRunWarning, stacklevel=2)
         return euler_flow(self.potential, self.prior(n, seed), c.T, c.h if h is None else h, c.lam, keep_path=keep_path)
 
     def sample(self, n: int, seed: int | None = None, h: float | None = None) -> Tensor:
@@ -132,7 +161,8 @@ def _adam(module: nn.Module, lr: float, config: FlowConfig) -> torch.optim.Adam:
 Callback = Callable[[int, "TrainResult"], None]
 
 
-def train(config: FlowConfig, data: Tensor, progress: bool = True, callback: Callback | None = None) -> TrainResult:
+def train(config: FlowConfig, data: Tensor, progress: bool = True, callback: Callback | None = None,
+          resume_from: str | Path | None = None) -> TrainResult:
     """Train the flow of ``config`` on ``data`` (rows are samples of pi).
 
     Divergence (non-finite losses, gradients or samples, or a DV estimate above
@@ -145,7 +175,10 @@ def train(config: FlowConfig, data: Tensor, progress: bool = True, callback: Cal
         progress: show a tqdm bar.
         callback: called as ``callback(iteration, result)`` after every history entry (also the one of a
             diverged iteration); it may append its own keys to ``result.history`` (one value per call) or
-            save ``result`` as a snapshot. ``result.wall_time`` is up to date when it is called.
+            save ``result`` as a snapshot (``checkpoint.save``). ``result.wall_time`` is up to date when it is called.
+        resume_from: a run directory saved by ``checkpoint.save`` during or after a run of the same ``config``
+            and data: training continues after its ``iterations_done`` iterations and gives the same weights and
+            history as an uninterrupted run (bit for bit on the CPU).
     """
     data = check_data(data, config)
     c, dev, event_shape = config, config.device, tuple(data.shape[1:])
@@ -154,12 +187,15 @@ def train(config: FlowConfig, data: Tensor, progress: bool = True, callback: Cal
         potential, discriminator = build_networks(c, event_shape)
         gen = torch.Generator(device=dev).manual_seed(c.seed)
         opt_u, opt_d = _adam(potential, c.lr_potential, c), _adam(discriminator, c.lr_discriminator, c)
+        result = TrainResult(potential, discriminator, c, {}, event_shape=event_shape)
+        if resume_from is not None:
+            _restore(result, resume_from, opt_u, opt_d, gen)
         schedule = _lr_factor(c)
         params = [*potential.parameters(), *discriminator.parameters()]
         last_good = [p.detach().clone() for p in params]
-        result = TrainResult(potential, discriminator, c, {}, event_shape=event_shape)
-        start = time.perf_counter()
-        bar = tqdm(range(c.n_iters), disable=not progress, desc=f"train {c.variant}", leave=False)
+        start = time.perf_counter() - result.wall_time
+        bar = tqdm(range(result.iterations_done, c.n_iters), disable=not progress, desc=f"train {c.variant}",
+                   leave=False, initial=result.iterations_done, total=c.n_iters)
         for it in bar:
             for opt, lr in ((opt_u, c.lr_potential), (opt_d, c.lr_discriminator)):
                 for group in opt.param_groups:
@@ -186,16 +222,43 @@ def train(config: FlowConfig, data: Tensor, progress: bool = True, callback: Cal
                 result.diverged_at, result.divergence_reason = it, reason
             if reason is not None or it % c.log_every == 0 or it == c.n_iters - 1:
                 _log(result, it, values, start)
+                result.training_state = TrainingState(opt_u.state_dict(), opt_d.state_dict(), gen.get_state())
                 if callback is not None:
                     callback(it, result)
                 bar.set_postfix(D=f"{values['divergence']:.3g}", KE=f"{values['kinetic_energy']:.3g}")
             if reason is not None:
                 break
         bar.close()
+        result.training_state = TrainingState(opt_u.state_dict(), opt_d.state_dict(), gen.get_state())
     if result.diverged_at is not None and progress:
         print(f"[proxflow_edu] {c.variant} stopped at iteration {result.diverged_at}: {result.divergence_reason}")
     result.wall_time = time.perf_counter() - start
     return result
+
+
+def _restore(result: TrainResult, run: str | Path, opt_u: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+             gen: torch.Generator) -> None:
+    """Load weights, history, optimiser and generator states of a saved run into a fresh ``result``."""
+    from .checkpoint import load
+    saved = load(run, device=result.config.device)
+    # a longer run may continue a shorter one, unless the cosine schedule ties the rates to n_iters
+    free = ("log_every",) if result.config.lr_schedule == "cosine" else ("log_every", "n_iters")
+    changed = [f.name for f in dataclasses.fields(FlowConfig)
+               if f.name not in free and getattr(saved.config, f.name) != getattr(result.config, f.name)]
+    if changed:
+        raise ValueError(f"resume_from={str(run)!r} was trained with other settings: "
+                         + ", ".join(f"{n}={getattr(saved.config, n)!r} (now {getattr(result.config, n)!r})"
+                                     for n in changed))
+    if saved.diverged_at is not None:
+        raise ValueError(f"resume_from={str(run)!r} diverged at iteration {saved.diverged_at}; it cannot continue")
+    if saved.training_state is None or saved.event_shape != result.event_shape:
+        raise ValueError(f"resume_from={str(run)!r} holds no training state for data of shape {result.event_shape}")
+    result.potential.load_state_dict(saved.potential.state_dict())
+    result.discriminator.load_state_dict(saved.discriminator.state_dict())
+    opt_u.load_state_dict(saved.training_state.optimizer_potential)
+    opt_d.load_state_dict(saved.training_state.optimizer_discriminator)
+    gen.set_state(saved.training_state.generator)
+    result.history, result.iterations_done, result.wall_time = saved.history, saved.iterations_done, saved.wall_time
 
 
 def _log(result: TrainResult, it: int, values: dict[str, float], start: float) -> None:

@@ -3,6 +3,10 @@
     python scripts/train_mnist.py --variants w1w2 w1 w2 unregularized        # what `make train-mnist` runs
     python scripts/train_mnist.py --variants w1w2 --set gp_weight=0.1 --tag gamma0.1  # the paper's gamma
     python scripts/train_mnist.py --variants w1w2 --setting paper             # the paper's protocol (5000 it.)
+    python scripts/train_mnist.py --variants w1w2 --resume                    # continue a killed run
+
+A snapshot (weights, history, optimiser and generator states) is saved to the run directory every 100
+iterations; ``--resume`` continues from it and gives the same weights as an uninterrupted run.
 
 Each run directory gets ``model.pt`` (proxflow_edu.checkpoint.save), ``history.json`` and ``samples.png``
 (100 samples at the training step h = 1 from prior seed 0). The data are 6000 random MNIST training images
@@ -128,6 +132,7 @@ def main() -> None:
     p.add_argument("--data-root", default="data")
     p.add_argument("--out-root", default="checkpoints")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's last snapshot, if any")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     data = load_mnist(args.data_root, train=True, n=N_DATA, seed=0)
@@ -138,7 +143,10 @@ def main() -> None:
         run_dir = Path(args.out_root) / (f"mnist_{variant}_{args.tag}" if args.tag else f"mnist_{variant}")
         state["run_dir"] = run_dir
         start = time.perf_counter()
-        result = train(config, data, progress=not args.quiet, callback=callback)
+        resume = run_dir if args.resume and (run_dir / "model.pt").is_file() else None
+        if resume is not None:
+            print(f"{variant}: resuming {run_dir} after {checkpoint.load(run_dir).iterations_done} iterations", flush=True)
+        result = train(config, data, progress=not args.quiet, callback=callback, resume_from=resume)
         extra = {"dataset": "mnist", "n_data": N_DATA, "setting": args.setting, "threads": args.threads,
                  "overrides": args.set, "device": "cpu", "torch": str(torch.__version__), "wall_seconds": round(time.perf_counter() - start, 1)}
         checkpoint.save(result, run_dir, extra=extra)
