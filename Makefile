@@ -60,7 +60,8 @@ train-mnist: data
 bench: setup
 	$(PY) benchmarks/train_step.py
 
-# the Jupyter Book -> book/_build/html: notebooks executed in smoke mode (cached), warnings are errors (book/build.py)
+# the Jupyter Book -> book/_build/html: notebooks executed at the lecture budget (cached), warnings are errors
+# (book/build.py; `make test` builds a smoke copy in build/book-smoke/ instead)
 book: setup data
 	$(PY) book/build.py
 

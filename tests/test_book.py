@@ -1,12 +1,17 @@
 """The Jupyter Book builds (notebooks in smoke mode, warnings as errors) and every page works offline in a browser.
 
-The build is reused when ``book/_build/.build-ok`` says its inputs have not changed (``book/build.py --if-stale``).
+These checks run on the **smoke copy** of the book, ``build/book-smoke/_build/html`` (``book/build.py --smoke``:
+the notebooks executed with ``PROXFLOW_SMOKE=1``, its own execution cache and stamp), never on the lecture site
+``book/_build/html`` that ``make book`` builds at the lecture budget; the cheap tests at the top check, without
+building anything, that the two modes stay apart and that the lecture build does not run in smoke mode.
+The smoke copy is reused when its stamp says its inputs have not changed (``book/build.py --smoke --if-stale``).
 The site is served on 127.0.0.1 and opened in headless Chromium from Debian's packages through Playwright
 (never ``playwright install``). Per page: the title, every image loaded, math typeset by the bundled MathJax
-(no TeX errors), no traceback or error output, no JavaScript error, no request that failed or left the loopback
-interface. The sidebar, followed from the index, must reach every page of ``book/_toc.yml``. Screenshots go to
-``build/book-screenshots/``. Without ``/usr/bin/chromium`` (``make browser`` installs it where it can) the browser
-tests are skipped with the reason; the build test still runs.
+(no TeX errors), code cells wrapped within the column (``book/_static/wrap-code.css``), no traceback or error
+output, no JavaScript error, no request that failed or left the loopback interface. The sidebar, followed from the
+index, must reach every page of ``book/_toc.yml``. Screenshots go to ``build/book-screenshots/``. Without
+``/usr/bin/chromium`` (``make browser`` installs it where it can) the browser tests are skipped with the reason;
+the build test still runs.
 """
 from __future__ import annotations
 
@@ -29,14 +34,27 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
-HTML = BOOK / "_build" / "html"
+MODE = "smoke"  # the copy these tests build and open; `make book` builds the lecture site
 SCREENSHOTS = ROOT / "build" / "book-screenshots"
 CHROMIUM = Path(os.environ.get("PROXFLOW_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-quic"]
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 PAGE_TIMEOUT_MS = 30_000
-pytestmark = pytest.mark.slow  # builds the book: about 2-3 min cold on 2 cores, under a minute when fresh
+# the tests that build the smoke copy: about 2-3 min cold on 2 cores, under a minute when fresh
+slow = pytest.mark.slow
+
+
+def _load_build_module() -> Any:
+    spec = importlib.util.spec_from_file_location("proxflow_book_build", BOOK / "build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+book_build = _load_build_module()
+HTML = book_build.html_dir(MODE)
 
 
 def toc_pages() -> list[str]:
@@ -61,32 +79,93 @@ PAGES = toc_pages()
 # ----------------------------------------------------------------------------- build
 
 
+_NOTEBOOK_SEES_SMOKE = "import os; print(os.environ.get('PROXFLOW_SMOKE', '0') == '1')"  # the notebooks' test
+
+
+@pytest.mark.parametrize("caller_smoke", [None, "1", "0"])
+def test_build_env_per_mode(caller_smoke: str | None) -> None:
+    """The lecture build runs without PROXFLOW_SMOKE whatever the caller's environment (pytest's conftest sets it),
+    the smoke copy with PROXFLOW_SMOKE=1; what a notebook kernel started in that environment decides."""
+    base = {k: v for k, v in os.environ.items() if k != "PROXFLOW_SMOKE"}
+    if caller_smoke is not None:
+        base["PROXFLOW_SMOKE"] = caller_smoke
+    lecture, smoke = book_build.build_env("lecture", base), book_build.build_env("smoke", base)
+    assert "PROXFLOW_SMOKE" not in lecture
+    assert smoke["PROXFLOW_SMOKE"] == "1"
+    assert lecture == {k: v for k, v in smoke.items() if k != "PROXFLOW_SMOKE"}
+    for mode, env, expected in (("lecture", lecture, "False"), ("smoke", smoke, "True")):
+        seen = subprocess.run([sys.executable, "-c", _NOTEBOOK_SEES_SMOKE], env=env, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        assert seen == expected, f"a notebook in the {mode} build would see SMOKE = {seen}"
+    with pytest.raises(ValueError):
+        book_build.build_env("fast", base)
+
+
+def test_build_passes_mode_to_jupyter_book(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """What build() hands to jupyter-book, per mode (jupyter-book itself is not run: its call is intercepted)."""
+    calls: list[tuple[list[str], dict[str, str]]] = []
+
+    def fake_run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        calls.append((cmd, kwargs["env"]))
+        return subprocess.CompletedProcess(cmd, returncode=1, stdout="")  # "failed": no stamp is written
+
+    monkeypatch.setenv("PROXFLOW_SMOKE", "1")  # as under `make test`
+    monkeypatch.setattr(book_build.subprocess, "run", fake_run)
+    monkeypatch.setattr(book_build.make_tables, "main", lambda argv: 0)
+    monkeypatch.setattr(book_build, "invalidate_cache_if_inputs_changed", lambda mode: None)
+    monkeypatch.setattr(book_build, "stamp_path", lambda mode: tmp_path / f"{mode}.build-ok")  # real stamps untouched
+    for mode in book_build.MODES:
+        assert book_build.build(mode, quiet=True).returncode == 1
+    (lecture_cmd, lecture_env), (smoke_cmd, smoke_env) = calls
+    assert "PROXFLOW_SMOKE" not in lecture_env, "the lecture build (make book) would run the notebooks in smoke mode"
+    assert smoke_env.get("PROXFLOW_SMOKE") == "1", "the smoke copy would run the notebooks at the lecture budget"
+    for cmd, mode in ((lecture_cmd, "lecture"), (smoke_cmd, "smoke")):
+        assert cmd[cmd.index("--path-output") + 1] == str(book_build.output_dir(mode)), cmd
+        assert cmd[-1] == str(BOOK)
+
+
+def test_build_trees_per_mode() -> None:
+    """The lecture site is book/_build/html; the smoke copy has its own tree, cache and stamps, outside book/."""
+    assert book_build.html_dir("lecture") == BOOK / "_build" / "html" == book_build.HTML
+    assert book_build.output_dir("smoke") == ROOT / "build" / "book-smoke"
+    assert BOOK not in book_build.build_dir("smoke").parents, "the smoke copy must not be written under book/"
+    for where in ("build_dir", "html_dir", "stamp_path", "cache_dir", "execution_stamp_path"):
+        lecture, smoke = getattr(book_build, where)("lecture"), getattr(book_build, where)("smoke")
+        assert lecture != smoke and book_build.build_dir("lecture") in {lecture, *lecture.parents}, where
+        assert book_build.build_dir("smoke") in {smoke, *smoke.parents}, where
+    files = book_build.input_files()
+    assert book_build.fingerprint(files, "lecture") != book_build.fingerprint(files, "smoke"), \
+        "a stamp of one mode would count as a fresh build of the other"
+
+
 @pytest.fixture(scope="module")
 def built_html() -> Path:
-    """Build the book unless the last successful build is fresh; fail with the build log's tail otherwise."""
-    spec = importlib.util.spec_from_file_location("proxflow_book_build", BOOK / "build.py")
-    assert spec is not None and spec.loader is not None
-    book_build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(book_build)
-    if not book_build.is_fresh():
+    """Build the smoke copy unless its last successful build is fresh; fail with the build log's tail otherwise."""
+    if not book_build.is_fresh(MODE):
         start = time.perf_counter()
-        proc = book_build.build(quiet=True)
+        proc = book_build.build(MODE, quiet=True)
         if proc.returncode != 0:
             log = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout or "")  # no ANSI colours in the report
             interesting = [line for line in log.splitlines()
                            if re.search(r"WARNING|ERROR|Error|Traceback|failed", line)]
-            pytest.fail("`make book` failed (jupyter-book exit status {}):\n{}\n--- last lines ---\n{}".format(
+            pytest.fail("`book/build.py --smoke` failed (jupyter-book exit {}):\n{}\n--- last lines ---\n{}".format(
                 proc.returncode, "\n".join(interesting[-40:]), "\n".join(log.splitlines()[-30:])), pytrace=False)
-        print(f"book built in {time.perf_counter() - start:.1f} s")
+        print(f"book (smoke copy) built in {time.perf_counter() - start:.1f} s")
     return HTML
 
 
+@slow
 def test_book_builds(built_html: Path) -> None:
     for page in PAGES:
         assert (built_html / f"{page}.html").is_file(), f"{page}.html missing from {built_html}"
     assert (built_html / "mathjax" / "tex-mml-chtml.js").is_file(), "the bundled MathJax was not copied"
     html = "\n".join((built_html / f"{p}.html").read_text(encoding="utf-8") for p in PAGES)
     assert "cdn.jsdelivr.net/npm/mathjax" not in html, "pages load MathJax from a CDN (mathjax_path not applied)"
+    assert (built_html / "_static" / "wrap-code.css").is_file(), "book/_static/wrap-code.css was not copied"
+    for page in PAGES:
+        text = (built_html / f"{page}.html").read_text(encoding="utf-8")
+        assert len(re.findall(r'<link[^>]+href="[^"]*_static/wrap-code\.css', text)) == 1, \
+            f"{page}.html does not link _static/wrap-code.css exactly once"
 
 
 # ----------------------------------------------------------------------------- server and browser
@@ -183,6 +262,7 @@ def _page_url(base: str, page: str) -> str:
 # ----------------------------------------------------------------------------- per page
 
 
+@slow
 @pytest.mark.parametrize("page", PAGES)
 def test_page_in_browser(page: str, browser_context: Any, site: str) -> None:
     visit = PageVisit(browser_context, _page_url(site, page))
@@ -239,6 +319,12 @@ def test_page_in_browser(page: str, browser_context: Any, site: str) -> None:
                 warnings.warn(f"{page}: display equations wider than the text column (readers must scroll): "
                               f"{too_wide}", stacklevel=1)
 
+        # code cells and code blocks wrap within the column (book/_static/wrap-code.css), none is cut off
+        too_wide_code = p.evaluate("""() => Array.from(document.querySelectorAll('div.cell_input pre, div.highlight pre'))
+            .filter(e => !e.closest('.cell_output') && e.getClientRects().length && e.scrollWidth > e.clientWidth + 2)
+            .map(e => e.textContent.slice(0, 60))""")
+        assert not too_wide_code, f"{page}: code wider than its column (not wrapped): {too_wide_code}"
+
         # no TeX left untypeset in the text (a `|` inside $...$ in a Markdown table, an unclosed $, ...)
         raw_tex = p.evaluate(r"""() => {
             const root = document.querySelector('main') || document.body;
@@ -277,6 +363,7 @@ def test_page_in_browser(page: str, browser_context: Any, site: str) -> None:
 # ----------------------------------------------------------------------------- navigation
 
 
+@slow
 def test_sidebar_reaches_every_page(browser_context: Any, site: str) -> None:
     """Start at index.html and follow the primary sidebar's links, page by page, until nothing new appears."""
     base_path = urlparse(site).path
