@@ -27,11 +27,12 @@ $(STAMP): requirements.txt pyproject.toml scripts/ipython_kernel_config.py
 run: setup
 	@mkdir -p build/notebooks
 	@for nb in $(NOTEBOOKS); do \
-	  name=$$(basename $$nb .py); \
+	  name=$$(basename $$nb .py); start=$$(date +%s); \
 	  echo "== $$name"; \
 	  $(VENV)/bin/jupytext --to ipynb -q -o build/notebooks/$$name.src.ipynb $$nb && \
 	  ( cd notebooks && ../$(VENV)/bin/papermill -k python3 --cwd . ../build/notebooks/$$name.src.ipynb \
 	      ../build/notebooks/$$name.ipynb --log-level WARNING ) || exit 1; \
+	  echo "== $$name: $$(( $$(date +%s) - start )) s"; \
 	done
 
 # the unit tests, the notebooks through papermill, and the committed .ipynb files through nbval (smoke mode)
