@@ -323,8 +323,8 @@ print("checks passed")
 # %% [markdown]
 # **What the figures show.** Without the constraint, the discriminator separates the two lines ever more sharply: its
 # values on $P$ and $Q$ drift apart and its gradient between the lines grows with every step — the dual of an infinite
-# KL. A generator trained against it would receive gradients $\nabla\varphi$ that blow up (the unregularised and W2-only
-# MNIST runs of the paper end in NaN, method.md §7.1). With the penalty, $\varphi$ becomes a ramp in $x_2$ with slope about
+# KL. A generator trained against it would receive gradients $\nabla\varphi$ that blow up (the paper's unregularised and
+# W2-only MNIST runs "fail in the middle of training"; in the authors' repository their logs end in NaN, method.md §7.1). With the penalty, $\varphi$ becomes a ramp in $x_2$ with slope about
 # $\max(L,\delta/2\gamma)$, and the DV estimate stays at the finite value $D^L_{\rm KL}$ (or its soft-penalty version): its
 # gradient $\nabla\varphi$, which is what pushes the generated particles, points from $P$ towards the data with bounded
 # length. That bounded gradient is the terminal condition $U(\cdot,T)=\varphi^*$ of the MFG system (notebook 03).

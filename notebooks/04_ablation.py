@@ -73,7 +73,16 @@
 # keeps it finite even for mutually singular measures; the terminal condition $U(\cdot,T)=\varphi^\ast$ of (21) is
 # $L$-Lipschitz, so the final velocity is bounded, $|v(x,T)|\le L/\lambda$.
 #
-# In $\mathbb R^2$ the 8-Gaussian mixture has a density everywhere and $\mathrm{KL}(\rho_T\|\pi)<\infty$ — but it is
+# **What the training loss actually sees.** Everything above is about the law $\pi$. Training only ever sees samples of it:
+# the empirical measure $\hat\pi=\frac1n\sum_j\delta_{y_j}$ of the $n$ = `n_train` training points here (20,000 in the
+# default run; 6,000 images for MNIST in notebook 06). $\hat\pi$ is a finite sum of Dirac masses, **singular in every
+# dimension**, $\mathbb R^2$ included, so $\mathrm{KL}(\rho_T\|\hat\pi)=\infty$ for any $\rho_T$ with a density, and an
+# unconstrained discriminator could in principle grow without bound even in 2-D, by memorising the training points
+# ($\varphi_c(x)=c\,\mathrm{dist}(x,\{y_j\})$ plays the role of the plane's distance). What keeps this from happening
+# quickly is the discriminator's limited capacity and the fresh minibatches, not the divergence. The W1 proximal does
+# not depend on such luck: $D^L_{\rm KL}(\rho_T\|\hat\pi)\le L\,W_1(\rho_T,\hat\pi)<\infty$ for every sample set.
+#
+# In $\mathbb R^2$ the 8-Gaussian *law* has a density everywhere and $\mathrm{KL}(\rho_T\|\pi)<\infty$ — but it is
 # *huge* for mass between the modes: with component standard deviation $\sigma=0.1$, a sample at distance $r$ from the
 # nearest centre costs about $r^2/(2\sigma^2)=50\,r^2$ nats. The discriminator may grow that steep, and without the
 # kinetic term nothing damps the flow's reaction to its gradient, so in 2-D the variants without W2 are the less
@@ -93,8 +102,9 @@
 # $$-\partial_tU+\frac{|\nabla U|^2}{2\lambda}=0,\quad U(x,T)=\varphi^\ast(x),\qquad
 # \partial_t\rho-\tfrac1\lambda\nabla\cdot(\rho\nabla U)=0 .$$
 # Differentiating HJ gives the pressureless Burgers equation (24), $\partial_tv+(v\cdot\nabla)v=0$: the velocity is
-# constant along each path, which is a straight line (22)–(29),
-# $$x(t)=x(0)-\frac t\lambda\nabla U(x(0),0).$$
+# constant along each path, which is a straight line, in the start-point form (22), (27),
+# $$x(t)=x(0)-\frac t\lambda\nabla U(x(0),0)$$
+# (the end-point form (29), $x(t)=x(T)+\frac{T-t}\lambda\nabla\varphi^\ast(x(T))$, is the one notebook 03 tests).
 # Forward Euler with the exact $v$ then reproduces $x(t_n)$ for **every** $h$ (discretisation invariance), and the
 # Cauchy–Schwarz bound of §2 of method.md holds with equality:
 # $$\mathrm{KE}_h=\frac1M\sum_i\sum_n\frac{|x^i_{n+1}-x^i_n|^2}{2h}\ \ge\ \frac1M\sum_i\frac{|x^i_N-x^i_0|^2}{2T}=:\mathrm{KE}_{\rm chord}.$$
@@ -159,8 +169,9 @@ check_parameters(globals(), DEFAULTS)  # a wrong type or range fails here, namin
 # (method.md §8) used **25,000 iterations** (50,000 for some), $\lambda=0.5$, $\gamma=0.1$ in 2-D and $\lambda=0.1$, $\gamma=0.01$ in 7-D/12-D, a constant learning rate
 # $10^{-4}$ ($U$) / $2\cdot10^{-5}$ ($\varphi$) — available as `FlowConfig.preset("paper_toy_highdim")`. Our budget is a
 # few minutes of a shared 2-core CPU, so we train for the number of iterations printed below, **20–60× fewer than
-# the paper**, with larger, cosine-decayed learning rates. A failure that needs 10,000+ iterations in the paper may
-# therefore not appear here; we then look at its early signs instead.
+# the paper**, with larger learning rates (the lecture defaults, $10^{-3}$ / $5\cdot10^{-4}$, printed below), kept
+# constant (`lr_schedule` above). A failure that needs 10,000+ iterations in the paper may therefore not appear here;
+# we then look at its early signs instead.
 
 # %%
 torch.set_num_threads(n_threads)
@@ -369,9 +380,10 @@ plt.show()
 #   show NaN at iteration ~136 (W2-only) and ~148 (unregularised), after the divergence estimate had risen to 53 / 80.
 # * **Toys** (authors' pickles): W2-only gives NaN in 7-D/12-D after **8,900–24,400 iterations** (Moons 12-D: 8,900;
 #   Pinwheel 7-D: 24,400); 2-D W2-only is fine; every W1 ⊕ W2 run stays finite.
-# * **W1-only vs W1 ⊕ W2** (MNIST): W1-only has about twice the kinetic energy and a larger change under step
-#   refinement (42 % vs 36 % at $h=1$ vs $1/64$, method.md §7.1) — so the authors' own W1 ⊕ W2 flow was far from
-#   discretisation invariant.
+# * **W1-only vs W1 ⊕ W2** (MNIST): the paper's text says W1-only has "substantially higher kinetic energy"; the
+#   authors' repository logs about twice as much (23.9 vs 12.2, their code's KE), and their stored weights, re-evaluated
+#   with a correct sampler (method.md §7.1), change more under step refinement (42 % vs 36 % at $h=1$ vs $1/64$) — so
+#   the authors' own W1 ⊕ W2 flow was far from discretisation invariant.
 #
 # Two differences of principle: the NaNs of the authors' code most probably come from their naive `log(mean(exp(φ)))`
 # overflowing after the estimate has blown up (method.md §6 d6); with `logsumexp` the same failure shows as an estimate
@@ -412,46 +424,109 @@ def summary(d):
 display(Markdown("\n\n".join(f"**$\\mathbb R^{{{d}}}$**\n\n" + summary(d) for d in dims)))
 
 # %% [markdown]
-# **How to read it** (the statements below describe the default run, seed 0; the table and the summary above are
-# the numbers).
+# **How to read it.** What to expect, and why, before the cell below says what *this* run did:
 #
-# * **Without the W1 proximal, in $\mathbb R^{12}$:** from the first iterations on, the DV estimate and the gradient of
-#   the potential loss grow roughly exponentially (straight lines on the log-scale histories) until the estimate
-#   crosses `max_divergence` and `train()` stops the run; with $L=1$ they stay of order one. This is the failure the
-#   paper reports, on a much faster clock: our learning rates are 10× ($U$) and 25× ($\varphi$) larger than the
-#   paper's, so the run away that took the authors 8,900–24,400 iterations (to NaN) takes a few hundred here. It
-#   appears as a climbing estimate, not as NaN, because `logsumexp` does not overflow. The samples of a stopped run
-#   (its last good weights) are far from the data.
-# * **In $\mathbb R^2$:** the KL is finite and no variant needs to blow up; W2-only trains without incident, as in
-#   the paper. The two variants without the kinetic term have much larger potential gradients and kinetic energies:
-#   nothing bounds the flow's speed (§2). Whether an unregularised 2-D run actually crosses `max_divergence` within a
-#   short budget depends on the seed — GAN-type training is chaotic, and even a change of floating-point round-off
+# * **Without the W1 proximal, in $\mathbb R^{12}$,** nothing bounds the discriminator off the data plane (§2): its DV
+#   estimate and the gradient of the potential loss grow until the estimate crosses `max_divergence` and `train()`
+#   stops the run. The authors' W2-only toy runs took 8,900–24,400 iterations to reach NaN (authors' repository,
+#   method.md §8) with learning rates 10–25× smaller than ours, so here it can happen within a few hundred. It
+#   appears as a climbing estimate, not as NaN, because `logsumexp` does not overflow.
+# * **In $\mathbb R^2$** the KL against the law is finite (against the empirical training set it is not, §2), so no
+#   variant *needs* to blow up; without the kinetic term nothing bounds the flow's speed, so expect larger
+#   potential gradients and kinetic energies there. Whether an unregularised 2-D run crosses `max_divergence` within
+#   a short budget depends on the seed — GAN-type training is chaotic, and even a change of floating-point round-off
 #   can decide such borderline cases.
-# * **W1-only vs W1 ⊕ W2:** both reach the data in $\mathbb R^{12}$ about equally well in $W_2$, but the W1-only paths
-#   are far from straight: $\mathrm{KE}_h$ several times larger, $\mathrm{KE}_h/\mathrm{KE}_{\rm chord}$ far above 1,
-#   and the straightness index says the paths are much longer than their chords — the non-uniqueness of §3 in
-#   action. In 2-D the W1-only samples also move a lot when the step is refined (the gap column), W1 ⊕ W2's much
-#   less. The paper saw the same ordering on MNIST (W1-only: about twice the KE, larger step dependence).
-# * **The W1 ⊕ W2 flow is not yet the straight HJ solution:** its $\mathrm{KE}_h/\mathrm{KE}_{\rm chord}$ and its gap
-#   are small but not 0/1, and its samples sit about a tenth of a data unit off the plane. Short training, a soft
-#   Lipschitz penalty and 5 Euler steps all contribute; notebook 05 looks at the off-plane distance more closely.
+# * **W1-only vs W1 ⊕ W2:** both have a finite terminal cost, but only W1 ⊕ W2 selects the straight constant-speed flow
+#   among all flows that reach the same $\rho_T$ (the non-uniqueness of §3): compare $\mathrm{KE}_h$,
+#   $\mathrm{KE}_h/\mathrm{KE}_{\rm chord}$, straightness and the gap. On MNIST the authors' repository shows the same
+#   ordering (W1-only: about twice the logged KE, more change under step refinement; §7 above).
+# * **W1 ⊕ W2 is not yet the straight HJ solution** after a short run: short training, a soft Lipschitz penalty and 5
+#   Euler steps all keep $\mathrm{KE}_h/\mathrm{KE}_{\rm chord}$ above 1, the gap above 0 and the samples off the plane;
+#   notebook 05 looks at the off-plane distance more closely.
+
+# %%
+def reading():
+    """What this run shows, one bullet per point above, generated from `runs` and `rows` (no number typed in)."""
+    out = []
+    d_hi, d_lo = max(dims), min(dims)
+    paper = FlowConfig.preset("paper_toy_highdim")
+    fast = (base.lr_potential / paper.lr_potential, base.lr_discriminator / paper.lr_discriminator)
+    if d_hi > 2:
+        w1_max = max(max(runs[d_hi, v].history["divergence"]) for v in ("w1", "w1w2"))
+        for v in ("unregularized", "w2"):
+            r, row = runs[d_hi, v], rows[d_hi, v]
+            div = r.history["divergence"]
+            head = (f"**was stopped at iteration {r.diverged_at}**" if r.diverged_at is not None
+                    else f"was **not** stopped in {r.iterations_done} iterations")
+            out.append(f"- `{v}` in $\\mathbb R^{{{d_hi}}}$ {head}; its DV estimate went from {div[0]:.3g} to a maximum "
+                       f"of {max(div):.3g} (the two W1 runs: at most {w1_max:.3g}); $W_2$/floor of its last weights "
+                       f"{fmt(row['ratio'], '.2f')} (W1 ⊕ W2: {fmt(rows[d_hi, 'w1w2']['ratio'], '.2f')}).")
+        out.append(f"- Our learning rates are {fast[0]:.0f}× ($U$) and {fast[1]:.0f}× ($\\varphi$) the paper's.")
+    no_ke, ke = ("unregularized", "w1"), ("w2", "w1w2")
+    stopped_2d = [v for v in variants if runs[d_lo, v].diverged_at is not None]
+    ke_lo = {v: rows[d_lo, v]["ke"] for v in variants}
+    gn_lo = {v: max(runs[d_lo, v].history["grad_norm_potential"]) for v in variants}
+    finite = all(not math.isnan(ke_lo[v]) for v in variants)
+    out.append(f"- In $\\mathbb R^{{{d_lo}}}$: stopped runs: {', '.join(f'`{v}`' for v in stopped_2d) or 'none'}. "
+               + (f"Without the kinetic term, $\\mathrm{{KE}}_h$ is {', '.join(f'{ke_lo[v]:.3g}' for v in no_ke)} "
+                  f"(`{no_ke[0]}`, `{no_ke[1]}`) against {', '.join(f'{ke_lo[v]:.3g}' for v in ke)} with it "
+                  f"(`{ke[0]}`, `{ke[1]}`): "
+                  + ("every run without it has more kinetic energy than every run with it"
+                     if min(ke_lo[v] for v in no_ke) > max(ke_lo[v] for v in ke) else
+                     "the ordering is mixed in this run")
+                  + f"; the largest potential-gradient norms are "
+                  f"{', '.join(f'`{v}` {gn_lo[v]:.3g}' for v in variants)}." if finite else ""))
+    for d in dims:
+        a, b = rows[d, "w1"], rows[d, "w1w2"]
+        if math.isnan(a["ke"]) or math.isnan(b["ke"]):
+            continue
+        out.append(f"- W1-only vs W1 ⊕ W2 in $\\mathbb R^{{{d}}}$: $W_2$/floor {a['ratio']:.2f} vs {b['ratio']:.2f}; "
+                   f"$\\mathrm{{KE}}_h$ {a['ke']:.3g} vs {b['ke']:.3g} ({a['ke'] / b['ke']:.2g}×); "
+                   f"KE/chord {a['ke_ratio']:.3f} vs {b['ke_ratio']:.3f}; straightness {a['straight']:.3f} vs "
+                   f"{b['straight']:.3f}; gap {a['gap']:.3f} vs {b['gap']:.3f}. W1 ⊕ W2 is "
+                   + ", ".join(f"{'lower' if b[k] < a[k] else 'not lower'} in {label}"
+                               for k, label in (("ke", "KE"), ("ke_ratio", "KE/chord"), ("straight", "straightness"),
+                                                ("gap", "gap")))
+                   + ".")
+    b = rows[d_hi, "w1w2"]
+    if not math.isnan(b["ke"]):
+        out.append(f"- W1 ⊕ W2 in $\\mathbb R^{{{d_hi}}}$: KE/chord {b['ke_ratio']:.3f} (1 = straight), gap "
+                   f"{b['gap']:.3f} (0 = invariant), mean off-plane distance {b['off']:.3g} (prior: "
+                   f"{prior_ref[d_hi]['off']:.3g}).")
+    return "\n".join(out)
+
+
+display(Markdown(f"**What this run shows** (generated; smoke mode: {SMOKE})\n\n" + reading()))
 
 # %% [markdown]
 # ## 8 Checks
 
 # %%
-# (a) Mathematics, exact for any trained flow: Cauchy-Schwarz KE_h >= KE_chord, triangle inequality straightness >= 0,
-#     and the discretisation gap of a flow against itself is zero.
+# (a) Mathematics: Cauchy-Schwarz KE_h >= KE_chord and the triangle inequality straightness >= 0 for every trained
+#     flow; and the discretisation gap of the table, checked on two flows whose Euler solutions are known in closed
+#     form (same T, coarse step T/5 and fine step T/h_fine_steps as the table):
+#     * U = b.x: constant velocity -b/lambda, a straight constant-speed flow, so the gap must vanish for every h;
+#     * U = c|x|^2/2 (time-independent): x_N = (1 - h c/lambda)^N x_0, so the gap is |q_h - q_fine| |x_0| with
+#       q = (1 - h c/lambda)^(T/h), and relative to the fine displacement |q_fine - 1| |x_0|.
 for key, s in rows.items():
     if math.isnan(s["ke"]):
         continue
     assert s["ke"] >= s["chord"] * (1 - 1e-5), (key, s["ke"], s["chord"])
     assert s["straight"] >= -1e-5, (key, s["straight"])
-r_any = runs[dims[-1], "w1w2"]
-x0_small = r_any.prior(64, seed=1)
-same = diagnostics.discretization_gap(r_any.potential, x0_small, r_any.config.T, r_any.config.h, r_any.config.lam,
-                                      h_fine=r_any.config.h)
-assert same.mean_distance == 0.0, same.mean_distance
+T_c, lam_c, c_c = base.T, base.lam, 0.2
+x0_c = torch.randn(64, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+b_c = torch.linspace(-1, 1, 12, dtype=torch.float64)
+lin = diagnostics.discretization_gap(lambda x, t: x @ b_c, x0_c, T_c, T_c / 5, lam_c, h_fine=T_c / h_fine_steps)
+quad = diagnostics.discretization_gap(lambda x, t: 0.5 * c_c * x.pow(2).sum(1), x0_c, T_c, T_c / 5, lam_c,
+                                      h_fine=T_c / h_fine_steps)
+q = {n: (1 - (T_c / n) * c_c / lam_c) ** n for n in (5, h_fine_steps)}
+gap_expected = abs(q[5] - q[h_fine_steps]) * float(x0_c.norm(dim=1).mean())
+print(f"closed forms: linear U gap {lin.mean_distance:.1e} (0); quadratic U gap {quad.mean_distance:.6f} "
+      f"(closed form {gap_expected:.6f}), relative {quad.relative:.6f} "
+      f"(closed form {abs(q[5] - q[h_fine_steps]) / abs(q[h_fine_steps] - 1):.6f})")
+assert lin.mean_distance < 1e-9, lin.mean_distance
+assert abs(quad.mean_distance - gap_expected) < 1e-10 * max(1.0, gap_expected), (quad.mean_distance, gap_expected)
+assert abs(quad.relative - abs(q[5] - q[h_fine_steps]) / abs(q[h_fine_steps] - 1)) < 1e-10, quad.relative
 # (b) the noise floor is a W2 between two samples of the same law: positive, and W2(y, y) = 0
 assert all(f > 0 for f in floor.values()) and metrics.w2_distance(test[dims[0]], test[dims[0]]) < 1e-6
 # (c) bookkeeping of train(): a stopped run says when and why, and kept its last good weights
