@@ -44,7 +44,9 @@ import time
 import matplotlib.pyplot as plt
 import torch
 
-from proxflow_edu import plotting
+from IPython.display import Markdown, display
+
+from proxflow_edu import diagnostics, plotting
 from proxflow_edu.data import sample_toy
 from proxflow_edu.flow import euler_flow
 from proxflow_edu.objectives import lipschitz_kl_dual
@@ -295,18 +297,22 @@ x0_2d = torch.randn(1000, 2, generator=gen)
 settings = [dict(seed=seed + k) for k in range(max(n_runs_2d - 2, 2))] + [dict(seed=seed + 10, potential_width=32),
                                                                            dict(seed=seed + 11, h=0.1)]
 settings = settings[:n_runs_2d]
-maps, disagreement = {}, {}
+maps, disagreement, straightness = {}, {}, {}
 for variant in ("w1w2", "w1"):
-    maps[variant] = []
+    maps[variant], straightness[variant] = [], []
     for kw in settings:
         cfg = FlowConfig(variant=variant, lam=0.5, n_iters=n_iters_2d, **kw)
         r = train(cfg, data_2d, progress=True)
-        maps[variant].append(euler_flow(r.potential, x0_2d, cfg.T, cfg.h, cfg.lam).final)
+        path = euler_flow(r.potential, x0_2d, cfg.T, cfg.h, cfg.lam, keep_path=True)
+        maps[variant].append(path.final)
+        straightness[variant].append((diagnostics.path_kinetic_energy(path.states, cfg.h)
+                                      / diagnostics.chord_kinetic_energy(path.states, cfg.T)).item())
     travel = torch.stack([(x - x0_2d).norm(dim=1).mean() for x in maps[variant]]).mean()
     pairs = [(a - b).norm(dim=1).mean() / travel for a, b in itertools.combinations(maps[variant], 2)]
     disagreement[variant] = torch.stack(pairs)
     print(f"{variant:5s}: disagreement of the maps over {len(pairs)} pairs of runs: mean {disagreement[variant].mean():.3f}, "
-          f"max {disagreement[variant].max():.3f} (relative to the distance travelled)")
+          f"max {disagreement[variant].max():.3f} (relative to the distance travelled); KE_h/chord per run "
+          + ", ".join(f"{k:.2f}" for k in straightness[variant]))
 
 axes = plotting.small_multiples(2, size=4.0)
 for ax, variant in zip(axes, maps):
@@ -316,14 +322,27 @@ for ax, variant in zip(axes, maps):
             torch.stack([maps[variant][0][:200, 1], maps[variant][1][:200, 1]]), c="0.6", lw=0.5)
     ax.set(title=f'"{variant}": where two runs send the same $x_0$', xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
 plt.show()
-if not SMOKE:
-    assert disagreement["w1w2"].mean() < 0.7 * disagreement["w1"].mean(), disagreement
+ratio = (disagreement["w1w2"].mean() / disagreement["w1"].mean()).item()
+if ratio < 0.7:
+    verdict = (f"The W1 ⊕ W2 runs agree more: their maps differ by {disagreement['w1w2'].mean():.2f} of the distance "
+               f"travelled, the W1-only runs by {disagreement['w1'].mean():.2f}.")
+else:
+    verdict = (f"**At this budget uniqueness does not show in the maps**: the W1 ⊕ W2 runs differ by "
+               f"{disagreement['w1w2'].mean():.2f} of the distance travelled, the W1-only runs by "
+               f"{disagreement['w1'].mean():.2f} (ratio {ratio:.2f}). A unique optimum does not make short runs agree: "
+               f"{n_iters_2d} iterations leave both far from it, and the points near a boundary between two modes go to "
+               f"either mode in either variant.")
+display(Markdown(verdict + f" What does differ is the paths: KE$_h$/chord is {min(straightness['w1w2']):.2f}–"
+                 f"{max(straightness['w1w2']):.2f} with W1 ⊕ W2 and {min(straightness['w1']):.2f}–"
+                 f"{max(straightness['w1']):.2f} without the kinetic energy, which leaves the paths undetermined."))
+if not SMOKE:  # the kinetic energy selects straighter paths (1 = straight)
+    assert sum(straightness["w1w2"]) < sum(straightness["w1"]), straightness
 
 # %% [markdown]
-# Grey segments join the end points of the same $x_0$ under two runs. With W1 ⊕ W2 they are short: the runs learn the
-# same map. Without the kinetic energy the runs reach the same *distribution* but send a given $x_0$ to different modes:
-# the map is not determined by the problem. (In 1-D the difference would be hidden: a flow map on a line is monotone,
-# and only one monotone map pushes one law onto another; there the paths differ, not the map.)
+# Grey segments join the end points of the same $x_0$ under two runs. Where they are long, two runs send the same
+# prior sample to different places. The theorem is about the optimum; a trained network is only near it, so the
+# measurement above tests how near. (In 1-D the map test would say nothing: a flow map on a line is monotone, and only
+# one monotone map pushes one law onto another, so even W1-only runs agree there; only their paths can differ.)
 #
 # ## 7 · Where the theory stops: characteristics that cross
 #
