@@ -83,3 +83,26 @@ def small_multiples(n: int, size: float = 3.0, ncols: int | None = None) -> Sequ
         a.set_visible(False)
     fig.set_layout_engine("constrained")
     return list(axes.flat[:n])
+
+
+def figure_png(fig: plt.Figure, dpi: int = 80) -> bytes:
+    """The figure as PNG bytes (tight bounding box); closes it."""
+    import io
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def image_widget(png: bytes):  # noqa: ANN201 (an ipywidgets.Image; ipywidgets is imported only here)
+    """An ``ipywidgets.Image`` of a PNG shown at its own pixel size.
+
+    Without an explicit size JupyterLab stretches a widget image to the full cell width (a 351 x 318 figure drew at
+    844 x 765, blurred and taller than a 720-pixel screen, so a slider and its picture were never seen together).
+    """
+    import struct
+
+    import ipywidgets as widgets
+    width, height = struct.unpack(">II", png[16:24])  # the PNG header's IHDR chunk
+    return widgets.Image(value=png, format="png", width=width, height=height,
+                         layout=widgets.Layout(width=f"{width}px", height=f"{height}px"))
