@@ -58,6 +58,8 @@ def save(result: TrainResult, run_dir: str | Path, extra: dict[str, Any] | None 
         "event_shape": list(result.event_shape),
         "potential": {k: v.detach().cpu() for k, v in result.potential.state_dict().items()},
         "discriminator": {k: v.detach().cpu() for k, v in result.discriminator.state_dict().items()},
+        "potential_ema": None if result.potential_ema is None else {  # absent in older files: no average
+            k: v.detach().cpu() for k, v in result.potential_ema.state_dict().items()},
         "history": result.history,
         "training_state": None if result.training_state is None else {
             "optimizer_potential": result.training_state.optimizer_potential,
@@ -96,6 +98,10 @@ def load(run: str | Path, device: str = "cpu") -> TrainResult:
         potential, discriminator = build_networks(config, event_shape)
         potential.load_state_dict(payload["potential"])
         discriminator.load_state_dict(payload["discriminator"])
+        potential_ema = None
+        if payload.get("potential_ema") is not None:
+            potential_ema = build_networks(config, event_shape)[0].requires_grad_(False)
+            potential_ema.load_state_dict(payload["potential_ema"])
     except (KeyError, RuntimeError, ValueError, TypeError) as err:
         raise CheckpointError(f"checkpoint {path} does not match its config: {err}") from None
     state = payload.get("training_state")
@@ -104,4 +110,4 @@ def load(run: str | Path, device: str = "cpu") -> TrainResult:
                               state["generator"].cpu())
     return TrainResult(potential, discriminator, config, payload["history"], payload["diverged_at"],
                        payload["divergence_reason"], payload["iterations_done"], payload["wall_time"], event_shape,
-                       state)
+                       state, potential_ema)

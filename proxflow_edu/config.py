@@ -45,6 +45,34 @@ class FlowConfig:
         log_every: iterations between history entries.
         max_divergence: the run is declared diverged when the DV estimate exceeds this
             (the unregularised runs climb to 1e5-1e6 without producing NaN, §6 d6).
+
+    Well-posedness options (book/method.md §4; all off in the ``paper_*`` presets; a config dict without them,
+    e.g. of a checkpoint saved before they existed, reads them as off, :data:`OFF`). Terms that *vanish at the
+    MFG optimum* are zero on the exact solution of (20)-(21), whose characteristics are straight lines at
+    constant speed (22)-(29): they do not bias the solution, they only penalise being away from it.
+
+        velocity_change_weight: beta >= 0. Adds beta (1/M) sum_i sum_n |v_{n+1}^i - v_n^i|^2 / 2 along the Euler
+            path to J_G (42) (:func:`~proxflow_edu.algorithm.velocity_change`). Vanishes at the optimum: along
+            characteristics Dv/Dt = -grad_x(HJ residual)/lambda = 0 (24), so the v_n of the path are all equal
+            and Euler is exact at every h; it is a discrete first-order surrogate of the HJ residual and needs no
+            extra network evaluation (the v_n are those of the Euler steps).
+        hj_weight: >= 0. Adds T (1/M) sum_i (r_i - mean r)^2, r = d_t U - |grad_x U|^2/(2 lambda) the HJ residual
+            (20), at one random t ~ U[0, T) per batch and the path's points x(t) (detached; the Euler path is
+            piecewise linear in t) (:func:`~proxflow_edu.algorithm.hj_penalty`). Vanishes at the optimum; centred
+            because only grad_x U enters the flow and U + c(t) is as good as U (OT-Flow's penalty; the authors'
+            unused option "PG" with the correct sign, method.md §6 c).
+        terminal_weight: >= 0. Adds (1/M) sum_i |grad_x U(x_N^i, T) - grad phi(x_N^i)|^2 (phi fixed, x_N
+            detached), the terminal condition (21) U(., T) = phi* in gradient form
+            (:func:`~proxflow_edu.algorithm.terminal_gap`; the authors' unused option "OC"). Vanishes at the
+            optimum (phi = phi*); note that the Euler steps evaluate U only at t_0..t_{N-1} < T.
+        random_time_grid: jitter the interior times of the potential step's Euler path, t_n = (n + u_n) h with
+            u_n ~ U(-1/2, 1/2) per iteration (N steps kept, t_0 = 0, t_N = T; needs N >= 2). The discriminator
+            and sampling keep the uniform grid. Does not change the continuous problem; it changes the discrete
+            one (U is trained at all t, not only at t_n = n h).
+        ema_decay: in [0, 1), 0 = off. The driver keeps an exponential moving average of U's weights,
+            theta_ema <- decay theta_ema + (1 - decay) theta after every potential update, and
+            :class:`~proxflow_edu.train.TrainResult` samples with it (``potential`` keeps the raw weights).
+            Changes no loss: it averages the oscillation of the two-player game, not the objective.
     """
 
     variant: str = "w1w2"
@@ -71,6 +99,11 @@ class FlowConfig:
     discriminator_depth: int | None = None
     log_every: int = 50
     max_divergence: float = 1e3
+    velocity_change_weight: float = 0.0
+    hj_weight: float = 0.0
+    terminal_weight: float = 0.0
+    random_time_grid: bool = False
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
@@ -93,8 +126,15 @@ class FlowConfig:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {name}={value!r}")
-        if self.gp_weight < 0:
-            raise ValueError(f"gp_weight must be >= 0, got gp_weight={self.gp_weight}")
+        for name in ("gp_weight", "velocity_change_weight", "hj_weight", "terminal_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{name} must be a number >= 0, got {name}={value!r}")
+        if not isinstance(self.random_time_grid, bool):
+            raise ValueError(f"random_time_grid must be True or False, got random_time_grid={self.random_time_grid!r}")
+        if (isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float))
+                or not 0 <= self.ema_decay < 1):
+            raise ValueError(f"ema_decay must be in [0, 1) (0 = off), got ema_decay={self.ema_decay!r}")
         if self.lr_final_fraction > 1:
             raise ValueError(f"lr_final_fraction must be in (0, 1], got lr_final_fraction={self.lr_final_fraction}")
         if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
@@ -105,6 +145,9 @@ class FlowConfig:
             raise ValueError(f"T/h: {err}") from None
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"device must be 'cpu' or 'cuda[:k]', got device={self.device!r}")
+        if self.random_time_grid and self.n_steps < 2:
+            raise ValueError(f"random_time_grid needs T/h >= 2 steps (there is no interior time to jitter), "
+                             f"got T/h={self.n_steps}")
 
     @property
     def uses_w1(self) -> bool:
@@ -138,10 +181,14 @@ class FlowConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "FlowConfig":
+        """The config of ``d`` (e.g. ``to_dict()`` of a saved run); fields of :data:`OFF` it lacks are off.
+
+        A dict written before an option existed describes a run trained without it, whatever the default now is.
+        """
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown FlowConfig fields: {sorted(unknown)}")
-        return cls(**d)
+        return cls(**{**OFF, **d})
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "FlowConfig":
@@ -151,13 +198,17 @@ class FlowConfig:
         return cls(**{**PRESETS[name], **overrides})
 
 
-_PAPER_TOY = dict(T=1.0, h=0.2, n_iters=25_000, batch_size=200, disc_steps=5, lr_potential=1e-4,
+# The well-posedness options switched off: the paper's algorithm (and every run saved before they existed).
+OFF: dict[str, Any] = dict(velocity_change_weight=0.0, hj_weight=0.0, terminal_weight=0.0, random_time_grid=False,
+                           ema_decay=0.0)
+
+_PAPER_TOY = dict(OFF, T=1.0, h=0.2, n_iters=25_000, batch_size=200, disc_steps=5, lr_potential=1e-4,
                   lr_discriminator=2e-5, lr_schedule="constant", L=1.0)
 PRESETS: dict[str, dict[str, Any]] = {
     "lecture_toy": {},
     "paper_toy_2d": dict(_PAPER_TOY, lam=0.5, gp_weight=0.1),
     "paper_toy_highdim": dict(_PAPER_TOY, lam=0.1, gp_weight=0.01),
-    "paper_mnist": dict(arch="mnist_cnn", prior="uniform", T=5.0, h=1.0, lam=0.05, L=1.0, gp_weight=0.1,
+    "paper_mnist": dict(OFF, arch="mnist_cnn", prior="uniform", T=5.0, h=1.0, lam=0.05, L=1.0, gp_weight=0.1,
                         n_iters=5000, batch_size=200, disc_steps=5, lr_potential=5e-4, lr_discriminator=1e-4,
                         lr_schedule="constant", log_every=100, max_divergence=1e4),
 }

@@ -7,7 +7,7 @@ Unlike the authors' sampler (method.md §6 b), the step ``h`` asked for is the s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -54,7 +54,7 @@ class EulerPath:
 
 
 def euler_flow(potential: Potential, x0: Tensor, T: float, h: float, lam: float, create_graph: bool = False,
-               keep_path: bool = False) -> EulerPath:
+               keep_path: bool = False, times: Sequence[float] | None = None) -> EulerPath:
     """Integrate (39) from x0 with step h.
 
     Args:
@@ -65,13 +65,23 @@ def euler_flow(potential: Potential, x0: Tensor, T: float, h: float, lam: float,
             detached and no graph survives the call.
         keep_path: also return all states and velocities (N times the memory of x0: h = 1/64 on MNIST is
             320 steps x batch).
+        times: a non-uniform grid t_0 = 0 < t_1 < ... < t_N = T (N + 1 increasing floats) used instead of
+            t_n = n h: x_{n+1} = x_n + (t_{n+1} - t_n) v(x_n, t_n) (``FlowConfig.random_time_grid``).
     """
     n = num_steps(T, h)
+    if times is not None:
+        times = [float(t) for t in times]
+        if len(times) != n + 1 or any(b <= a for a, b in zip(times, times[1:])):
+            raise ValueError(f"times must be {n + 1} increasing floats (t_0..t_N), got {times}")
     x = x0 if create_graph else x0.detach()
     states, velocities = [x], []
     for k in range(n):
-        v = velocity(potential, x, k * h, lam, create_graph)
-        x = x + h * v  # (39)
+        if times is None:
+            v = velocity(potential, x, k * h, lam, create_graph)
+            x = x + h * v  # (39)
+        else:
+            v = velocity(potential, x, times[k], lam, create_graph)
+            x = x + (times[k + 1] - times[k]) * v
         if not create_graph:
             v, x = v.detach(), x.detach()
         if keep_path:

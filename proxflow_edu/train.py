@@ -7,6 +7,7 @@ diverges, the history (the steps' measured fields), a callback and a progress ba
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 import time
@@ -96,6 +97,8 @@ class TrainResult:
         event_shape: the shape of one sample.
         training_state: the optimiser and generator states after ``iterations_done`` iterations (saved with the
             checkpoint, so that ``train(..., resume_from=run_dir)`` continues the run), or None.
+        potential_ema: the exponential moving average of U's weights (``config.ema_decay`` > 0), else None.
+            :meth:`flow` and :meth:`sample` use it (:attr:`sampling_potential`); ``potential`` keeps the raw weights.
     """
 
     potential: nn.Module
@@ -108,6 +111,12 @@ class TrainResult:
     wall_time: float = 0.0
     event_shape: tuple[int, ...] = ()
     training_state: TrainingState | None = None
+    potential_ema: nn.Module | None = None
+
+    @property
+    def sampling_potential(self) -> nn.Module:
+        """The U that :meth:`flow` pushes samples with: the weight average when there is one, else ``potential``."""
+        return self.potential if self.potential_ema is None else self.potential_ema
 
     def prior(self, n: int, seed: int | None = None) -> Tensor:
         """n samples of rho_0 (seeded when ``seed`` is given)."""
@@ -123,7 +132,8 @@ class TrainResult:
         if self.diverged_at is not None:
             warnings.warn(f"this run diverged at iteration {self.diverged_at} ({self.divergence_reason}); "
                           f"sampling its last good weights", DivergedRunWarning, stacklevel=2)
-        return euler_flow(self.potential, self.prior(n, seed), c.T, c.h if h is None else h, c.lam, keep_path=keep_path)
+        return euler_flow(self.sampling_potential, self.prior(n, seed), c.T, c.h if h is None else h, c.lam,
+                          keep_path=keep_path)
 
     def sample(self, n: int, seed: int | None = None, h: float | None = None) -> Tensor:
         """x_T (n, *event) of :meth:`flow`."""
@@ -187,7 +197,8 @@ def train(config: FlowConfig, data: Tensor, progress: bool = True, callback: Cal
         potential, discriminator = build_networks(c, event_shape)
         gen = torch.Generator(device=dev).manual_seed(c.seed)
         opt_u, opt_d = _adam(potential, c.lr_potential, c), _adam(discriminator, c.lr_discriminator, c)
-        result = TrainResult(potential, discriminator, c, {}, event_shape=event_shape)
+        ema = copy.deepcopy(potential).requires_grad_(False) if c.ema_decay > 0 else None
+        result = TrainResult(potential, discriminator, c, {}, event_shape=event_shape, potential_ema=ema)
         if resume_from is not None:
             _restore(result, resume_from, opt_u, opt_d, gen)
         schedule = _lr_factor(c)
@@ -207,14 +218,19 @@ def train(config: FlowConfig, data: Tensor, progress: bool = True, callback: Cal
                 d_step = discriminator_step(discriminator, opt_d, x_gen[k * M:(k + 1) * M],
                                             y_all[k * M:(k + 1) * M], c, gen)
             # Algorithm 2.
-            u_step = potential_step(potential, discriminator, opt_u, sample_prior(c.prior, M, event_shape, gen), c)
+            u_step = potential_step(potential, discriminator, opt_u, sample_prior(c.prior, M, event_shape, gen), c,
+                                    gen)
 
-            measured = {**dataclasses.asdict(d_step), **dataclasses.asdict(u_step), "max_abs_x_N": x_gen.abs().amax()}
+            measured = {k: v for k, v in {**dataclasses.asdict(d_step), **dataclasses.asdict(u_step)}.items()
+                        if v is not None}  # None: an option that is off
+            measured["max_abs_x_N"] = x_gen.abs().amax()
             values = dict(zip(measured, torch.stack(list(measured.values())).tolist()))  # one device sync
             reason = _divergence_reason(values, c.max_divergence)
             if reason is None:
                 for p, saved in zip(params, last_good):
                     saved.copy_(p.detach())
+                if ema is not None:
+                    _ema_update(ema, potential, c.ema_decay)
                 result.iterations_done = it + 1
             else:  # undo this iteration's updates and stop
                 for p, saved in zip(params, last_good):
@@ -255,10 +271,21 @@ def _restore(result: TrainResult, run: str | Path, opt_u: torch.optim.Optimizer,
         raise ValueError(f"resume_from={str(run)!r} holds no training state for data of shape {result.event_shape}")
     result.potential.load_state_dict(saved.potential.state_dict())
     result.discriminator.load_state_dict(saved.discriminator.state_dict())
+    if result.potential_ema is not None:
+        if saved.potential_ema is None:
+            raise ValueError(f"resume_from={str(run)!r} holds no weight average (ema_decay={result.config.ema_decay})")
+        result.potential_ema.load_state_dict(saved.potential_ema.state_dict())
     opt_u.load_state_dict(saved.training_state.optimizer_potential)
     opt_d.load_state_dict(saved.training_state.optimizer_discriminator)
     gen.set_state(saved.training_state.generator)
     result.history, result.iterations_done, result.wall_time = saved.history, saved.iterations_done, saved.wall_time
+
+
+@torch.no_grad()
+def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """theta_ema <- decay theta_ema + (1 - decay) theta, for every parameter (``FlowConfig.ema_decay``)."""
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p.detach(), 1 - decay)
 
 
 def _log(result: TrainResult, it: int, values: dict[str, float], start: float) -> None:
