@@ -29,8 +29,8 @@
 # **Prerequisites.** The course introduction and the notation page (the flow $\dot x=-\nabla U/\lambda$, its Euler
 # scheme (39), problem (19)); basic probability; what a coupling of two distributions is.
 #
-# **Estimated time.** 45 min of reading and exercises. Running all cells takes about 2–4 min on a 2-core CPU
-# (two training runs); `PROXFLOW_SMOKE=1` runs everything in under 20 s with tiny budgets (numbers are then meaningless
+# **Estimated time.** 45 min of reading and exercises. Run All takes about 80 s on a 2-core CPU (two training runs;
+# measured once with papermill on a 2-core AMD EPYC virtual machine shared with other jobs, load average 4–6); `PROXFLOW_SMOKE=1` runs everything in about 17 s with tiny budgets (numbers are then meaningless
 # except the closed-form checks).
 #
 # Notation follows `method.md` of this course (the paper's equation numbers in parentheses): $\rho_0$ prior,

@@ -30,8 +30,8 @@
 # **Prerequisites.** KL divergence, convex conjugates (only the definition), the $W_1$ distance; notebook 01 is
 # helpful but not needed.
 #
-# **Estimated time.** 40 min. Running all cells takes about 1 min on a 2-core CPU (three small discriminators, no flow
-# training); `PROXFLOW_SMOKE=1`: under 20 s.
+# **Estimated time.** 40 min. Run All takes about 17 s on a 2-core CPU (three small discriminators, no flow training;
+# measured once with papermill on a 2-core AMD EPYC virtual machine shared with other jobs, load average 4–6); `PROXFLOW_SMOKE=1`: also about 17 s.
 #
 # Direction used everywhere (method.md §1): $P=\rho_T$ (generated), $Q=\pi$ (data), $D_f(P\|Q)=\mathbb E_Q[f(dP/dQ)]$,
 # here $f(s)=s\log s$, i.e. $\mathrm{KL}(\rho_T\|\pi)$.

@@ -31,8 +31,8 @@
 # **Prerequisites.** Notebooks 01 (kinetic energy, straight lines) and 02 (the discriminator $\varphi$ and the
 # Lipschitz-regularised divergence); partial derivatives and the chain rule.
 #
-# **Estimated time.** 45 min. Running all cells takes about 2–4 min on a 2-core CPU (two training runs);
-# `PROXFLOW_SMOKE=1`: under 20 s.
+# **Estimated time.** 45 min. Run All takes about 100 s on a 2-core CPU (two training runs; measured once with papermill on a 2-core AMD EPYC virtual machine shared with other jobs, load average 4–6);
+# `PROXFLOW_SMOKE=1`: about 25 s.
 
 # %%
 import io

@@ -28,8 +28,8 @@
 #    distance off the data plane.
 #
 # **Prerequisites.** The problem (19), the Euler flow (39) and the training losses (40)–(42) (notebooks 01–03).
-# **Estimated time.** 30 min reading; the default run trains 8 small models, a few minutes on a 2-core CPU
-# (`PROXFLOW_SMOKE=1`: a few seconds, numbers then meaningless).
+# **Estimated time.** 30 min reading; Run All trains 8 small models and takes about 220 s on a 2-core CPU
+# (measured once with papermill on a 2-core AMD EPYC virtual machine shared with other jobs, load average 4–6); `PROXFLOW_SMOKE=1`: about 28 s, numbers then meaningless.
 
 # %% [markdown]
 # ## 1 Four objectives, two switches

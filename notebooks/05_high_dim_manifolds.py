@@ -30,8 +30,8 @@
 #    the same $\lambda$.
 #
 # **Prerequisites.** Notebooks 01–04 (problem (19), flow (39), training (40)–(42), the ablation (46)–(49)).
-# **Estimated time.** 30 min reading; the default run trains 16 small models, a few minutes on a 2-core CPU
-# (`PROXFLOW_SMOKE=1`: seconds, numbers then meaningless).
+# **Estimated time.** 30 min reading; Run All trains 17 small models and takes about 220 s on a 2-core CPU
+# (measured once with papermill on a 2-core AMD EPYC virtual machine shared with other jobs, load average 4–6); `PROXFLOW_SMOKE=1`: about 22 s, numbers then meaningless.
 
 # %% [markdown]
 # ## 1 A plane in $\mathbb R^d$
@@ -405,11 +405,12 @@ display(Markdown("**Reading the sweep (generated from the table).**\n\n" + sweep
 # **Why the numbers come out like this.** A decrease of $\mathrm{KE}_h$ with $\lambda$ proves little on its own: every
 # cell starts from the same seed, hence the same initial $U$, and $v=-\nabla U/\lambda$ makes the initial kinetic
 # energy scale like $1/\lambda^2$ whatever the loss; section 5 separates that scaling from the W2 proximal. The speed
-# limit of §2 is a statement about the exact MFG solution, and the table shows how far a few hundred iterations are
-# from it: the network's $U(\cdot,T)$ is an extrapolation in $t$ (never trained), the paths are not at constant
-# velocity, and the soft penalty lets $\varphi$ be steeper than $L$. A hard Lipschitz constraint (spectral
-# normalisation, or a much larger $\gamma$, exercise 1) would enforce premise 3 only; premises 1–2 need the flow to
-# converge to the HJ solution. Three values per axis and one seed are not enough to rank close cells.
+# limit of §2 is a statement about the exact MFG solution, and the reading above says which of its premises this run
+# violates. Training enforces none of them directly: the network's $U(\cdot,T)$ is an extrapolation in $t$ (only
+# $t_0,\dots,t_{N-1}$ are in the loss), only the kinetic term pushes towards constant velocity, and the penalty on the
+# slope of $\varphi$ is soft. A hard Lipschitz constraint (spectral normalisation, or a much larger $\gamma$, exercise
+# 1) would enforce premise 3 only; premises 1–2 need the flow to converge to the HJ solution. Three values per axis
+# and one seed are not enough to rank close cells.
 
 # %% [markdown]
 # ## 5 The W2 proximal at fixed $\lambda$: a W1-only control

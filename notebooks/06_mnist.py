@@ -25,9 +25,9 @@
 #    draws only a few digits (mode collapse).
 #
 # **Prerequisites.** Problem (19), the Euler recurrence (39), Algorithms 1–2 ((40)–(42)) and the HJ indicators
-# (43)–(44) from the earlier notebooks. **Time:** 30–40 min reading; the notebook runs in a few minutes on a
-# 2‑core CPU because it **loads shipped checkpoints** (`checkpoints/mnist_<variant>/`, made by `make train-mnist`)
-# instead of training; a short training demo shows that the loop itself runs.
+# (43)–(44) from the earlier notebooks. **Time:** 30–40 min reading; Run All takes about 70 s on a 2‑core CPU
+# (measured once with papermill on a 2-core AMD EPYC virtual machine shared with other jobs, load average 4–6; `PROXFLOW_SMOKE=1`: about 17 s) because it **loads shipped checkpoints** (`checkpoints/mnist_<variant>/`, made
+# by `make train-mnist`) instead of training; a short training demo shows that the loop itself runs.
 
 # %%
 import json
@@ -409,8 +409,7 @@ assert abs(check.rms - float((gaps["w1w2"]["x_coarse"][:2] - gaps["w1w2"]["x_fin
 # $h=1/64$ paths of section 5) is 1 for a perfectly straight flow.
 
 # %%
-path = fine_paths["w1w2"][:, :6]  # the h = 1/64 paths of section 5
-assert path.shape[0] == 321  # 320 Euler steps
+path = fine_paths["w1w2"][:, :6]  # the h = 1/64 paths of section 5: 320 Euler steps, 321 states
 snap = path[::64]  # t = 0, 1, ..., 5
 ax = plt.subplots(figsize=(7, 7.5))[1]
 image_grid(snap.transpose(0, 1).reshape(-1, 1, 28, 28), nrow=6, ax=ax,
