@@ -306,8 +306,8 @@ assert slopes[f"γ = {paper_gamma.config.gp_weight:g} (paper)"].mean() > 2 * slo
 # (Wasserstein) objectives.
 #
 # Two caveats. First, $\gamma$ is a hyper‑parameter of the *soft* constraint, not of the problem (19): the theory
-# assumes $\mathrm{Lip}(\varphi)\le L$ exactly, and $\gamma=1$ is simply closer to that. Second, the paper's long
-# run (5000 iterations at batch 200, $\gamma=0.1$) gave a model that draws most digits, some rarely, so our claim
+# assumes $\mathrm{Lip}(\varphi)\le L$ exactly, and $\gamma=1$ is simply closer to that. Second, the authors' long
+# run (5000 iterations at batch 200, $\gamma=0.1$; the weights in their repository) gave a model that draws most digits, some rarely, so our claim
 # is only about short runs. Its $\varphi$ was probably as steep as our $\gamma=0.1$ one: in our runs the terminal error $R_T$ (44)
 # is almost exactly the slope of $\varphi$ (compare the `terminal_error` and `phi_slope` curves of section 4), and
 # the authors' final logged terminal error, rescaled to $R_T$, is about 6.5 (section 7), next to 6.2 for our
@@ -439,7 +439,7 @@ print(f"grad_x U after a random move of size |dx| = {float(dx.flatten(1).norm(di
 assert unchanged.float().mean() >= 0.5, unchanged  # piecewise constant: most particles sit inside one linear piece
 
 # %% [markdown]
-# ## 7. Our numbers next to the paper's
+# ## 7. Our numbers next to the authors'
 #
 # The cell computes, for W1 only and W1 ⊕ W2, the **correct** discrete kinetic energy at $h=1$ (velocities at the
 # Euler points, §2), the HJ residual (43) with the correct sign, and the terminal error (44), on fresh prior
