@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from proxflow_edu import objectives
+from proxflow_edu import objectives, plotting
 from proxflow_edu.config import FlowConfig
 from proxflow_edu.diagnostics import discriminator_slope
 from proxflow_edu.nets import MLPDiscriminator, input_gradient
@@ -64,6 +64,7 @@ L = 1.0  # Lipschitz bound
 gp_weights = (0.1, 1.0)  # gamma: the paper's toy value 0.1, and a stronger penalty
 lr = 1e-3  # Adam learning rate of the demo (the paper's toys: 2e-5, with many more steps)
 n_threads = 1  # tiny networks: one thread is fastest, and much faster on a shared, busy CPU
+live_widget = True  # also build the (delta, gamma) sliders of section 4 (the static figures are always drawn)
 DEFAULTS = parameter_defaults(globals())  # what papermill -p / -y may change, checked below
 
 # %%
@@ -220,7 +221,52 @@ for a_norm, expected in ((2.0, 3.0), (0.5, 0.0)):
 # Within linear functions $\varphi=a\,x_2$ (the interpolates of (41) fill the strip between the lines, where
 # $|\nabla\varphi|=a$), the penalised objective $a\delta-\gamma\max(0,a^2-L^2)$ is maximal at
 # $a^*=\max(L,\ \delta/(2\gamma))$. So the constraint is effectively exact only when $\gamma\ge\delta/(2L)$; for smaller
-# $\gamma$ the DV estimate settles at $a^*\delta>L\delta$.
+# $\gamma$ the DV estimate settles at $a^*\delta>L\delta$, i.e. $\delta^2/(4\gamma)+\gamma L^2$.
+#
+# The figure shows the penalised objective over the slope $a$ for a few $(\delta,\gamma)$; in a live notebook the
+# sliders under it redraw it for any pair. The check compares the maximiser on a fine grid with the formula.
+
+
+# %%
+def soft_penalty_figure(delta_s: float, gamma_s: float, ax=None):  # noqa: ANN001, ANN201
+    """The objective a delta - gamma max(0, a^2 - L^2) over the slope a, with its maximiser and L delta."""
+    a_star = max(L, delta_s / (2 * gamma_s))
+    a = np.linspace(0, 2 * a_star + 1, 20_001)
+    objective = a * delta_s - gamma_s * np.maximum(0, a**2 - L**2)
+    assert abs(a[objective.argmax()] - a_star) <= 2 * (a[1] - a[0])  # the formula is the maximiser
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.2, 3.0))
+    ax.plot(a, objective, c="C0")
+    ax.axvline(a_star, c="C3", lw=1, label=f"$a^*$ = {a_star:.2f}, estimate {objective.max():.3f}")
+    ax.axhline(L * delta_s, c="k", ls="--", lw=1, label=f"$L\\delta$ = {L * delta_s:.2f}")
+    ax.set(xlabel="slope $a$ of $\\varphi = a x_2$", ylabel="penalised DV", ylim=(-0.5, max(1.2 * objective.max(), 0.5)),
+           title=f"δ = {delta_s:g}, γ = {gamma_s:g}")
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+axes = plotting.small_multiples(4, size=3.0)
+for ax, (d_s, g_s) in zip(axes, [(delta, 0.1), (delta, 1.0), (2.0, 0.1), (2.0, 1.0)]):
+    soft_penalty_figure(d_s, g_s, ax)
+plt.show()
+if live_widget:
+    try:
+        import ipywidgets as widgets
+        from IPython.display import display
+
+        delta_slider = widgets.FloatSlider(value=delta, min=0.05, max=3.0, step=0.05, description="δ")
+        gamma_slider = widgets.FloatLogSlider(value=0.1, base=10, min=-2, max=1, step=0.1, description="γ")
+        image = plotting.image_widget(plotting.figure_png(soft_penalty_figure(delta, 0.1)))
+
+        def redraw(_change: object) -> None:
+            image.value = plotting.figure_png(soft_penalty_figure(delta_slider.value, gamma_slider.value))
+
+        delta_slider.observe(redraw, names="value")
+        gamma_slider.observe(redraw, names="value")
+        display(widgets.VBox([widgets.HBox([delta_slider, gamma_slider]), image]))
+    except ImportError:
+        print("ipywidgets is not installed: see the static figures above.")
 
 # %%
 Q_line = torch.stack([4 * torch.rand(n_points, generator=gen) - 2, torch.zeros(n_points)], dim=1)

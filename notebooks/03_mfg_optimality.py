@@ -35,7 +35,6 @@
 # `PROXFLOW_SMOKE=1`: about 25 s.
 
 # %%
-import io
 import math
 import os
 
@@ -434,10 +433,7 @@ def frame_png(step: int) -> bytes:
     ax.scatter(fine_path[step, :, 0], fine_path[step, :, 1], s=4, c="C3")
     ax.set(title=f"U(·, t) − mean and particles, t = {t:.3f}", xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
     fig.colorbar(cs, ax=ax, shrink=0.8)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
+    return plotting.figure_png(fig, dpi=80)
 
 
 first_frame = frame_png(0)  # always rendered, so headless runs exercise the drawing code
@@ -449,7 +445,7 @@ if live_widget:
         # An Image widget updated by the slider, not ipywidgets.interact: interact draws into an Output widget,
         # and headless executors (nbclient: papermill, jupyter-book) intermittently hang on such cells
         # (jupyter/nbclient#312, nteract/papermill#723).
-        image = widgets.Image(value=first_frame, format="png")
+        image = plotting.image_widget(first_frame)  # at its own pixel size: slider and picture fit one screen
         slider = widgets.IntSlider(value=0, min=0, max=n_slider, step=1, description=f"t / {fine_h:.3g}")
         slider.observe(lambda change: setattr(image, "value", frame_png(change["new"])), names="value")
         display(widgets.VBox([slider, image]))
