@@ -1,0 +1,178 @@
+"""Ablation of the well-posedness options of FlowConfig on the toys (8 gaussians in R^12, pinwheel in R^7).
+
+Each option alone on top of the options-off baseline, and the chosen combination, for several seeds; every run
+is ``FlowConfig(**OFF, **options, seed=s)`` (the lecture budget: 1,500 iterations, cosine decay) and is scored on
+1,000 fresh samples against held-out data:
+
+* W2 / noise floor at N = 1, 2, 5, 320 Euler steps (``metrics.w2_distance``, ``metrics.noise_floor``);
+* KE_h / chord energy at the training N and at N = 320 (1 = straight constant-speed paths);
+* centred HJ residual R_HJ on the training grid (43), terminal error R_T (44);
+* step change |x_T(h) - x_T(T/320)| relative to the distance moved (``diagnostics.discretization_gap``);
+* mean distance from the data plane at N = 5 and N = 320 (``metrics.off_manifold_distance``);
+* seconds per training iteration.
+
+Fixed seeds throughout (data, networks, minibatches, evaluation samples): a rerun gives the same numbers up to the
+arithmetic of the machine. One torch thread per run; ``--workers`` runs several at once (processes).
+
+    .venv/bin/python benchmarks/wellposed.py                      # the ablation -> benchmarks/wellposed.json
+    .venv/bin/python benchmarks/wellposed.py --configs baseline vc=velocity_change_weight:0.1 --seeds 0 \\
+        --out /tmp/trial.json                                     # a trial: name=field:value,field:value
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from proxflow_edu import diagnostics, metrics
+from proxflow_edu.config import OFF, FlowConfig
+from proxflow_edu.data import sample_toy
+from proxflow_edu.flow import euler_flow
+from proxflow_edu.train import train
+
+DATASETS = {"8gaussians": 12, "pinwheel": 7}
+N_TRAIN, N_EVAL = 20_000, 1_000
+STEPS = (1, 2, 5, 320)
+FINE = 320
+# each option alone, at the weight chosen from single-seed trials on 8 gaussians in R^12 (velocity change 0.1, 0.3,
+# 1, 3; HJ 1; terminal 1, 10; EMA 0.995; random grid alone and with velocity change 1), and the best combination
+CONFIGS: dict[str, dict[str, Any]] = {
+    "baseline": {},
+    "velocity_change": dict(velocity_change_weight=1.0),
+    "hj": dict(hj_weight=1.0),
+    "terminal": dict(terminal_weight=1.0),
+    "random_time_grid": dict(random_time_grid=True),
+    "ema": dict(ema_decay=0.995),
+    "combination": dict(velocity_change_weight=1.0, hj_weight=1.0),
+}
+METRICS = ("w2_floor_N1", "w2_floor_N2", "w2_floor_N5", "w2_floor_N320", "ke_chord_Ntrain", "ke_chord_N320",
+           "R_HJ_centred", "R_T", "step_change", "off_plane_N5", "off_plane_N320", "s_per_iter", "train_s")
+
+
+def evaluate(result: Any, held_out: torch.Tensor, floor: float, seed: int) -> dict[str, Any]:
+    """The scores of one trained run (see the module docstring)."""
+    c = result.config
+    potential = result.sampling_potential
+    x0 = result.prior(N_EVAL, seed=10_000 + seed)
+    out: dict[str, Any] = {}
+    paths = {}
+    for n in sorted({*STEPS, c.n_steps}):
+        paths[n] = euler_flow(potential, x0, c.T, c.T / n, c.lam, keep_path=True)
+    for n in STEPS:
+        out[f"w2_floor_N{n}"] = metrics.w2_distance(paths[n].final, held_out) / floor
+    for key, n in (("Ntrain", c.n_steps), ("N320", FINE)):
+        states = paths[n].states
+        out[f"ke_chord_{key}"] = float(diagnostics.path_kinetic_energy(states, c.T / n)
+                                       / diagnostics.chord_kinetic_energy(states, c.T))
+    out["R_HJ_centred"] = diagnostics.hj_residual(potential, paths[c.n_steps].states, c.h, c.lam, centered=True)
+    out["R_T"] = diagnostics.terminal_error(potential, result.discriminator, paths[c.n_steps].final, c.T)
+    out["step_change"] = diagnostics.discretization_gap(potential, x0, c.T, c.h, c.lam, h_fine=c.T / FINE).relative
+    for n in (5, FINE):
+        out[f"off_plane_N{n}"] = float(metrics.off_manifold_distance(paths[n].final).mean())
+    # distance from the plane along the fine path at t = 0, T/5, ..., T (a straight path: linear in t)
+    out["off_plane_N320_at_t"] = [float(metrics.off_manifold_distance(paths[FINE].states[k]).mean())
+                                  for k in range(0, FINE + 1, FINE // 5)]
+    out["s_per_iter"] = result.wall_time / max(result.iterations_done, 1)
+    out["train_s"] = result.wall_time
+    return out
+
+
+def run_one(job: tuple[str, dict[str, Any], str, int, int | None]) -> dict[str, Any]:
+    """Train and score one (config, dataset, seed[, n_iters]); one torch thread."""
+    torch.set_num_threads(1)
+    name, options, dataset, seed, n_iters = job
+    dim = DATASETS[dataset]
+    data = sample_toy(dataset, N_TRAIN, dim=dim, seed=seed)
+    held = sample_toy(dataset, 2 * N_EVAL, dim=dim, seed=5_000 + seed)
+    floor = metrics.noise_floor(held, N_EVAL, seed=seed)
+    config = FlowConfig(**{**OFF, **options, "seed": seed})
+    config = config if n_iters is None else config.replace(n_iters=n_iters)
+    result = train(config, data, progress=False)
+    scores = evaluate(result, held[:N_EVAL], floor, seed)
+    return {"config": name, "options": options, "dataset": dataset, "dim": dim, "seed": seed,
+            "diverged_at": result.diverged_at, "noise_floor": floor,
+            **{k: [round(x, 5) for x in v] if isinstance(v, list) else round(v, 5) for k, v in scores.items()}}
+
+
+def summarise(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """summary[config][dataset][metric] = {mean, min, max} over the seeds (max - min is the spread)."""
+    summary: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for r in records:
+        summary.setdefault(r["config"], {}).setdefault(r["dataset"], {})
+    for name, per_data in summary.items():
+        for dataset in per_data:
+            rows = [r for r in records if r["config"] == name and r["dataset"] == dataset]
+            per_data[dataset] = {m: {"mean": round(statistics.fmean(r[m] for r in rows), 5),
+                                     "min": min(r[m] for r in rows), "max": max(r[m] for r in rows)}
+                                 for m in METRICS}
+    return summary
+
+
+def parse_config(text: str) -> tuple[str, dict[str, Any]]:
+    """``name`` (one of :data:`CONFIGS`) or ``name=field:value,field:value`` (values parsed as JSON)."""
+    if "=" not in text:
+        return text, CONFIGS[text]
+    name, spec = text.split("=", 1)
+    options = {}
+    for item in filter(None, spec.split(",")):
+        field, value = item.split(":", 1)
+        options[field] = json.loads(value)
+    FlowConfig(**options)  # validate before any run starts
+    return name, options
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--n-iters", type=int, default=None, help="override the lecture budget (smoke runs)")
+    parser.add_argument("--out", default=str(Path(__file__).with_suffix(".json")))
+    args = parser.parse_args()
+    configs = dict(parse_config(c) for c in args.configs)
+    jobs = [(name, opts, d, s, args.n_iters) for d in args.datasets for s in args.seeds for name, opts in configs.items()]
+    start = time.perf_counter()
+    records = []
+    with ProcessPoolExecutor(args.workers) if args.workers > 1 else _Serial() as pool:
+        for rec in pool.map(run_one, jobs):
+            records.append(rec)
+            print(f"{rec['config']:>18} {rec['dataset']:>10} seed {rec['seed']}: "
+                  + " ".join(f"{m}={rec[m]:.3g}" for m in METRICS), flush=True)
+    wall = time.perf_counter() - start
+    meta = {"command": " ".join(["python", *sys.argv]), "device": "cpu", "torch_threads_per_run": 1,
+            "workers": args.workers, "cpu_count": os.cpu_count(), "torch": torch.__version__,
+            "python": platform.python_version(), "machine": platform.machine(),
+            "processor": platform.processor() or "unknown", "wall_time_s": round(wall, 1),
+            "date": time.strftime("%Y-%m-%d"), "n_iters": args.n_iters or FlowConfig().n_iters, "n_train": N_TRAIN, "n_eval": N_EVAL, "steps": list(STEPS),
+            "base": {k: v for k, v in FlowConfig(**OFF).to_dict().items()
+                     if k in ("T", "h", "lam", "L", "gp_weight", "n_iters", "batch_size", "lr_schedule")},
+            "note": "every config is FlowConfig(**OFF, **options, seed=seed); spread = max - min over seeds; "
+                    "load of the shared machine makes s_per_iter noisy"}
+    Path(args.out).write_text(json.dumps({"meta": meta, "configs": configs, "summary": summarise(records),
+                                          "records": records}, indent=1) + "\n")
+    print(f"wrote {args.out} ({wall:.0f} s)")
+
+
+class _Serial:
+    def __enter__(self) -> "_Serial":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def map(self, fn: Any, jobs: list[Any]) -> Any:
+        return map(fn, jobs)
+
+
+if __name__ == "__main__":
+    main()
