@@ -140,7 +140,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).with_suffix(".json")))
     args = parser.parse_args()
     configs = dict(parse_config(c) for c in args.configs)
-    jobs = [(name, opts, d, s, args.n_iters) for d in args.datasets for s in args.seeds for name, opts in configs.items()]
+    jobs = [(name, opts, d, s, args.n_iters)
+            for d in args.datasets for s in args.seeds for name, opts in configs.items()]
     start = time.perf_counter()
     records = []
     with ProcessPoolExecutor(args.workers) if args.workers > 1 else _Serial() as pool:
@@ -153,7 +154,8 @@ def main() -> None:
             "workers": args.workers, "cpu_count": os.cpu_count(), "torch": torch.__version__,
             "python": platform.python_version(), "machine": platform.machine(),
             "processor": platform.processor() or "unknown", "wall_time_s": round(wall, 1),
-            "date": time.strftime("%Y-%m-%d"), "n_iters": args.n_iters or FlowConfig().n_iters, "n_train": N_TRAIN, "n_eval": N_EVAL, "steps": list(STEPS),
+            "date": time.strftime("%Y-%m-%d"), "n_iters": args.n_iters or FlowConfig().n_iters, "n_train": N_TRAIN,
+            "n_eval": N_EVAL, "steps": list(STEPS),
             "base": {k: v for k, v in FlowConfig(**OFF).to_dict().items()
                      if k in ("T", "h", "lam", "L", "gp_weight", "n_iters", "batch_size", "lr_schedule")},
             "note": "every config is FlowConfig(**OFF, **options, seed=seed); spread = max - min over seeds; "

@@ -78,15 +78,18 @@ def potential_step(potential: nn.Module, discriminator: nn.Module, optimizer: to
     ke = kinetic_energy(path.velocities, config.h) if times is None else grid_kinetic_energy(path.velocities, times)
     terminal = discriminator(path.final).mean()
     loss = terminal + config.lam * ke if config.uses_w2 else terminal  # (42)
-    change = velocity_change(path.velocities if config.velocity_change_weight > 0 else path.velocities.detach())
+    # the optional terms of the W2 proximal's optimality system (FlowConfig), each zero on the exact MFG flow
+    w2 = config.uses_w2
+    penalise_change = w2 and config.velocity_change_weight > 0
+    change = velocity_change(path.velocities if penalise_change else path.velocities.detach())
     hj = gap = None
-    if config.velocity_change_weight > 0:  # zero on straight constant-speed paths
+    if penalise_change:  # zero on straight constant-speed paths
         loss = loss + config.velocity_change_weight * change
-    if config.hj_weight > 0:  # HJ equation (20), centred
+    if w2 and config.hj_weight > 0:  # HJ equation (20), centred
         t = float(torch.rand((), generator=generator, device=x0.device)) * config.T
         hj = hj_penalty(potential, path_point(path, t, config.h, times), t, config.lam, config.T)
         loss = loss + config.hj_weight * hj
-    if config.terminal_weight > 0:  # terminal condition (21)
+    if w2 and config.terminal_weight > 0:  # terminal condition (21)
         gap = terminal_gap(potential, discriminator, path.final, config.T)
         loss = loss + config.terminal_weight * gap
     optimizer.zero_grad(set_to_none=True)
@@ -108,7 +111,8 @@ def velocity_change(velocities: Tensor) -> Tensor:
     return 0.5 * dv.flatten(2).pow(2).sum(dim=2).sum(dim=0).mean()
 
 
-def space_time_gradient(potential: nn.Module, x: Tensor, t: Tensor, create_graph: bool = False) -> tuple[Tensor, Tensor]:
+def space_time_gradient(potential: nn.Module, x: Tensor, t: Tensor,
+                        create_graph: bool = False) -> tuple[Tensor, Tensor]:
     """(grad_x U(x, t), d_t U(x, t)), shapes like x and (M,), for t of shape (M,).
 
     The toy :class:`~proxflow_edu.nets.MLPPotential` gets both from one explicit backward (its input is

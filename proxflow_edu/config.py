@@ -23,8 +23,10 @@ class FlowConfig:
 
     Defaults are a lecture setting that learns a toy manifold in R^2 ... R^12 in about a
     minute on a 2-core CPU. The paper's toy setting differs (method.md §8): lambda = 0.5
-    (2-D) / 0.1 (7-D, 12-D), gp_weight 0.1 / 0.01, lr 1e-4 (U) and 2e-5 (phi), 25,000 iterations;
-    see :data:`PRESETS`. Only lambda / T enters the continuous objective.
+    (2-D) / 0.1 (7-D, 12-D), gp_weight 0.1 / 0.01, lr 1e-4 (U) and 2e-5 (phi), 25,000 iterations,
+    and none of the well-posedness options below (off by default too; the preset ``lecture_wellposed``
+    turns on the velocity-change and HJ penalties, weight 1 each, the best combination of
+    benchmarks/wellposed.json); see :data:`PRESETS`. Only lambda / T enters the continuous objective.
 
     Attributes:
         variant: "unregularized" (46), "w2" (47), "w1" (48) or "w1w2" (49).
@@ -49,18 +51,24 @@ class FlowConfig:
     Well-posedness options (book/method.md §4; all off in the ``paper_*`` presets; a config dict without them,
     e.g. of a checkpoint saved before they existed, reads them as off, :data:`OFF`). Terms that *vanish at the
     MFG optimum* are zero on the exact solution of (20)-(21), whose characteristics are straight lines at
-    constant speed (22)-(29): they do not bias the solution, they only penalise being away from it.
+    constant speed (22)-(29): they do not bias the solution, they only penalise being away from it. The three
+    loss terms belong to the optimality system of the W2 proximal (without kinetic energy there is no HJ
+    equation, method.md §4), so, like lambda KE_h itself, they are used by "w2" and "w1w2" only: the variants
+    "unregularized" (46) and "w1" (48) keep their objectives whatever the weights. Measured effect of each:
+    benchmarks/wellposed.json.
 
-        velocity_change_weight: beta >= 0. Adds beta (1/M) sum_i sum_n |v_{n+1}^i - v_n^i|^2 / 2 along the Euler
-            path to J_G (42) (:func:`~proxflow_edu.algorithm.velocity_change`). Vanishes at the optimum: along
-            characteristics Dv/Dt = -grad_x(HJ residual)/lambda = 0 (24), so the v_n of the path are all equal
-            and Euler is exact at every h; it is a discrete first-order surrogate of the HJ residual and needs no
-            extra network evaluation (the v_n are those of the Euler steps).
-        hj_weight: >= 0. Adds T (1/M) sum_i (r_i - mean r)^2, r = d_t U - |grad_x U|^2/(2 lambda) the HJ residual
-            (20), at one random t ~ U[0, T) per batch and the path's points x(t) (detached; the Euler path is
-            piecewise linear in t) (:func:`~proxflow_edu.algorithm.hj_penalty`). Vanishes at the optimum; centred
-            because only grad_x U enters the flow and U + c(t) is as good as U (OT-Flow's penalty; the authors'
-            unused option "PG" with the correct sign, method.md §6 c).
+        velocity_change_weight: beta >= 0 (``lecture_wellposed``: 1). Adds
+            beta (1/M) sum_i sum_n |v_{n+1}^i - v_n^i|^2 / 2 along the Euler path to J_G (42)
+            (:func:`~proxflow_edu.algorithm.velocity_change`). Vanishes at the optimum: along characteristics
+            Dv/Dt = -grad_x(HJ residual)/lambda = 0 (24), so the v_n of the path are all equal and Euler is exact
+            at every h; a discrete first-order surrogate of the HJ residual that needs no extra network
+            evaluation (the v_n are those of the Euler steps).
+        hj_weight: >= 0 (``lecture_wellposed``: 1). Adds T (1/M) sum_i (r_i - mean r)^2 with
+            r = d_t U - |grad_x U|^2/(2 lambda), the HJ residual (20), at one random t ~ U[0, T) per batch and the
+            path's points x(t) (detached; the Euler path is piecewise linear in t)
+            (:func:`~proxflow_edu.algorithm.hj_penalty`). Vanishes at the optimum; centred because only grad_x U
+            enters the flow and U + c(t) is as good as U (OT-Flow's penalty; the authors' unused option "PG"
+            with the correct sign, method.md §6 c).
         terminal_weight: >= 0. Adds (1/M) sum_i |grad_x U(x_N^i, T) - grad phi(x_N^i)|^2 (phi fixed, x_N
             detached), the terminal condition (21) U(., T) = phi* in gradient form
             (:func:`~proxflow_edu.algorithm.terminal_gap`; the authors' unused option "OC"). Vanishes at the
@@ -206,6 +214,9 @@ _PAPER_TOY = dict(OFF, T=1.0, h=0.2, n_iters=25_000, batch_size=200, disc_steps=
                   lr_discriminator=2e-5, lr_schedule="constant", L=1.0)
 PRESETS: dict[str, dict[str, Any]] = {
     "lecture_toy": {},
+    # the lecture setting with the best combination of well-posedness options (benchmarks/wellposed.json):
+    # KE_h/chord 1.02, W2/floor 1.52 at N=5 and 1.69 at N=2 on 8 gaussians in R^12 (off: 1.30, 1.76, 2.63)
+    "lecture_wellposed": dict(velocity_change_weight=1.0, hj_weight=1.0),
     "paper_toy_2d": dict(_PAPER_TOY, lam=0.5, gp_weight=0.1),
     "paper_toy_highdim": dict(_PAPER_TOY, lam=0.1, gp_weight=0.01),
     "paper_mnist": dict(OFF, arch="mnist_cnn", prior="uniform", T=5.0, h=1.0, lam=0.05, L=1.0, gp_weight=0.1,

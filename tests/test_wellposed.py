@@ -223,6 +223,26 @@ def test_paper_presets_have_every_option_off() -> None:
             assert {k: getattr(config, k) for k in OFF} == OFF, name
 
 
+@pytest.mark.parametrize("variant", ["unregularized", "w1"])
+def test_variants_without_w2_keep_their_objective(variant: str) -> None:
+    """The loss terms belong to the W2 proximal's optimality system: (46) and (48) ignore them, like lambda KE_h."""
+    config = FlowConfig(**OFF, variant=variant, n_iters=4, log_every=1, batch_size=32)
+    off = train(config, DATA12, progress=False)
+    on = train(config.replace(velocity_change_weight=1.0, hj_weight=1.0, terminal_weight=1.0), DATA12, progress=False)
+    assert torch.equal(on.sample(16, seed=0), off.sample(16, seed=0))
+    assert on.history["loss_potential"] == off.history["loss_potential"]
+
+
+def test_lecture_wellposed_preset_is_the_benchmarked_combination() -> None:
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("wellposed", BENCH.with_suffix(".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    preset = FlowConfig.preset("lecture_wellposed")
+    assert {k: getattr(preset, k) for k in OFF} == {**OFF, **module.CONFIGS["combination"]}
+    assert preset.replace(**OFF) == FlowConfig() == FlowConfig.preset("lecture_toy")
+
+
 def test_a_dict_without_the_options_reads_them_as_off() -> None:
     """Checkpoints saved before the options existed were trained without them, whatever the defaults are now."""
     d = FlowConfig().to_dict()
@@ -254,7 +274,8 @@ def test_potential_step_loss_is_the_sum_of_its_terms() -> None:
     potential, discriminator = build_networks(config, (12,))
     opt = torch.optim.Adam(potential.parameters(), lr=1e-3)
     step = potential_step(potential, discriminator, opt, torch.randn(32, 12), config)
-    expected = step.terminal_cost + config.lam * step.kinetic_energy + 0.3 * step.velocity_change + 2.0 * step.terminal_gap
+    expected = (step.terminal_cost + config.lam * step.kinetic_energy + 0.3 * step.velocity_change
+                + 2.0 * step.terminal_gap)
     assert torch.allclose(step.loss_potential, expected, rtol=1e-6) and step.hj_penalty is None
 
 
