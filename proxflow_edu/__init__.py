@@ -5,9 +5,11 @@ One concept per module:
 * ``algorithm``: Algorithms 1-2 as ``discriminator_step`` and ``potential_step`` (start reading here);
 * ``train``: the driver ``train()`` around them and the ``TrainResult``; ``config``: ``FlowConfig``, presets;
 * ``flow``: the Euler flow (39); ``objectives``: DV dual (40), gradient penalty (41), kinetic energy;
+* ``wellposed``: optional terms of (42) that vanish at the MFG optimum (velocity change, HJ residual, terminal gap);
 * ``nets``: U and phi for the toys, and the one input-gradient path;
 * ``diagnostics``: HJ residual, terminal error, straightness, discretisation gap;
-* ``data`` (toys, priors), ``metrics`` (W2, noise floor, off-manifold distance, MMD), ``checkpoint``, ``plotting``;
+* ``data`` (toys, priors), ``metrics`` (W2, noise floor, off-manifold distance, MMD), ``checkpoint``, ``plotting``,
+  ``parameters`` (the notebooks' parameter checks);
 * ``mnist``: MNIST data offline, the paper's CNNs, a classifier for scoring.
 
 The package root re-exports the most used names; none of them hides a submodule, so

@@ -59,19 +59,19 @@ class FlowConfig:
 
         velocity_change_weight: beta >= 0 (``lecture_wellposed``: 1). Adds
             beta (1/M) sum_i sum_n |v_{n+1}^i - v_n^i|^2 / 2 along the Euler path to J_G (42)
-            (:func:`~proxflow_edu.algorithm.velocity_change`). Vanishes at the optimum: along characteristics
+            (:func:`~proxflow_edu.wellposed.velocity_change`). Vanishes at the optimum: along characteristics
             Dv/Dt = -grad_x(HJ residual)/lambda = 0 (24), so the v_n of the path are all equal and Euler is exact
             at every h; a discrete first-order surrogate of the HJ residual that needs no extra network
             evaluation (the v_n are those of the Euler steps).
         hj_weight: >= 0 (``lecture_wellposed``: 1). Adds T (1/M) sum_i (r_i - mean r)^2 with
             r = d_t U - |grad_x U|^2/(2 lambda), the HJ residual (20), at one random t ~ U[0, T) per batch and the
             path's points x(t) (detached; the Euler path is piecewise linear in t)
-            (:func:`~proxflow_edu.algorithm.hj_penalty`). Vanishes at the optimum; centred because only grad_x U
+            (:func:`~proxflow_edu.wellposed.hj_penalty`). Vanishes at the optimum; centred because only grad_x U
             enters the flow and U + c(t) is as good as U (OT-Flow's penalty; the authors' unused option "PG"
             with the correct sign, method.md §6 c).
         terminal_weight: >= 0. Adds (1/M) sum_i |grad_x U(x_N^i, T) - grad phi(x_N^i)|^2 (phi fixed, x_N
             detached), the terminal condition (21) U(., T) = phi* in gradient form
-            (:func:`~proxflow_edu.algorithm.terminal_gap`; the authors' unused option "OC"). Vanishes at the
+            (:func:`~proxflow_edu.wellposed.terminal_gap`; the authors' unused option "OC"). Vanishes at the
             optimum (phi = phi*); note that the Euler steps evaluate U only at t_0..t_{N-1} < T.
         random_time_grid: jitter the interior times of the potential step's Euler path, t_n = (n + u_n) h with
             u_n ~ U(-1/2, 1/2) per iteration (N steps kept, t_0 = 0, t_N = T; needs N >= 2). The discriminator

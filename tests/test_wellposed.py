@@ -12,14 +12,14 @@ import torch
 
 from analytic import HopfLaxPotential, QuadraticDiscriminator, QuadraticPotential
 from proxflow_edu import checkpoint, diagnostics
-from proxflow_edu.algorithm import (grid_kinetic_energy, hj_penalty, jittered_times, path_point, space_time_gradient,
-                                    terminal_gap, velocity_change)
 from proxflow_edu.config import OFF, PRESETS, FlowConfig
 from proxflow_edu.data import sample_toy
 from proxflow_edu.flow import euler_flow
 from proxflow_edu.nets import MLPPotential
 from proxflow_edu.objectives import kinetic_energy
 from proxflow_edu.train import _ema_update, train
+from proxflow_edu.wellposed import (grid_kinetic_energy, hj_penalty, jittered_times, path_point,
+                                    space_time_gradient, terminal_gap, velocity_change)
 
 DATA12 = sample_toy("8gaussians", 2000, dim=12, seed=0)
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "wellposed.json"
