@@ -73,8 +73,8 @@
 #    property), which is the weak form of $\partial_tp_t+\nabla\cdot(p_tu_t)=0$. So $\dot x=u_t(x)$ carries $\rho_0$ to
 #    exactly $\pi$ — no terminal cost, no trade-off.
 # 2. *Regression learns $u_t$.* With $t\sim U[0,1]$,
-#    $$\mathcal L_{\rm CFM}(\theta)=\mathbb E\,|v_\theta(x_t,t)-(x_1-x_0)|^2
-#    =\mathbb E\,|v_\theta(x_t,t)-u_t(x_t)|^2+\underbrace{\mathbb E\,|x_1-x_0-u_t(x_t)|^2}_{\text{independent of }\theta},$$
+#    $$\mathcal L_{\rm CFM}(\theta)=\mathbb E\,|v_\theta(x_t,t)-(x_1-x_0)|^2=\mathbb E\,|v_\theta(x_t,t)-u_t(x_t)|^2+C,$$
+#    $$C=\mathbb E\,|x_1-x_0-u_t(x_t)|^2\quad\text{(independent of }\theta),$$
 #    because the cross term vanishes by the tower property. The minimiser is $u_t$; the loss never reaches 0 (the
 #    second term), which is why a CFM loss value says little about sample quality.
 # 3. *Kinetic energy is bounded by the coupling's cost.* By Jensen, $|u_t(x_t)|^2\le\mathbb E[|x_1-x_0|^2\mid x_t]$, so
