@@ -221,8 +221,8 @@ def train(config: FlowConfig, data: Tensor, progress: bool = True, callback: Cal
             u_step = potential_step(potential, discriminator, opt_u, sample_prior(c.prior, M, event_shape, gen), c,
                                     gen)
 
-            measured = {k: v for k, v in {**dataclasses.asdict(d_step), **dataclasses.asdict(u_step)}.items()
-                        if v is not None}  # None: an option that is off
+            # vars(), not dataclasses.asdict: asdict deep-copies every tensor field, every iteration
+            measured = {k: v for k, v in {**vars(d_step), **vars(u_step)}.items() if v is not None}  # None: option off
             measured["max_abs_x_N"] = x_gen.abs().amax()
             values = dict(zip(measured, torch.stack(list(measured.values())).tolist()))  # one device sync
             reason = _divergence_reason(values, c.max_divergence)
