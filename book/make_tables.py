@@ -34,13 +34,18 @@ PRESETS_OUT = BOOK / "_generated" / "presets.md"
 # FlowConfig fields shown in the presets table, in this order
 PRESET_FIELDS = ("arch", "prior", "T", "h", "lam", "L", "gp_weight", "n_iters", "batch_size", "disc_steps",
                  "lr_potential", "lr_discriminator", "lr_schedule", "potential_width", "potential_depth",
-                 "discriminator_width", "discriminator_depth")
+                 "discriminator_width", "discriminator_depth", "velocity_change_weight", "hj_weight", "terminal_weight",
+                 "random_time_grid", "ema_decay")
 
 # Files the book expects, in this order, with a title and the command that produces each one.
 # Any other benchmarks/*.json is rendered after these, under its file name.
 EXPECTED: dict[str, tuple[str, str]] = {
     "train_step.json": ("Cost of one training step", "`make bench`"),
+    "mnist_classifier.json": ("The MNIST classifier: what it accepts and what it rejects",
+                              "`python benchmarks/mnist_classifier.py` (classifier: `scripts/train_mnist_classifier.py`)"),
     "mnist.json": ("MNIST", "`python benchmarks/mnist_eval.py` on the checkpoints of `make train-mnist`"),
+    "wellposed.json": ("Well-posed in practice: the ablation of the options (toys and MNIST)",
+                       "`python benchmarks/wellposed.py --workers 2` and `python benchmarks/wellposed.py --mnist`"),
     "mnist_gamma_sweep.json": ("MNIST: the gradient-penalty weight γ (the exploratory runs behind `cpu_mnist`)",
                                "`python benchmarks/mnist_gamma_sweep.py --runs ...`"),
 }
@@ -198,9 +203,12 @@ def presets() -> str:
                           for c in configs.values()]
             for f in PRESET_FIELDS if any(f in c for c in configs.values())]
     lines += table(header, rows)
-    lines += ["", "`lecture_toy` is `FlowConfig()` (the course's defaults); the other presets follow the authors' "
-              "scripts and saved runs (`POT_Flow_GAN.py`, `POT_Flow_GAN_CNN.py`). Fields not listed are equal to "
-              "the defaults of `FlowConfig`; `mnist_cnn` has fixed sizes (the paper's CNNs)."]
+    lines += ["", "`lecture_toy` is `FlowConfig()` (the course's defaults, with the well-posedness options of notebook "
+              "07); `lecture_toy_paper` and `cpu_mnist_paper` are the lecture and CPU-budget settings with every "
+              "option off (the paper's algorithm), `cpu_mnist` the recommended MNIST run (with options). The "
+              "`paper_*` presets follow the authors' scripts and saved runs (`POT_Flow_GAN.py`, "
+              "`POT_Flow_GAN_CNN.py`), every option off. Fields not listed are equal to the defaults of "
+              "`FlowConfig`; `mnist_cnn` has fixed sizes (the paper's CNNs)."]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -24,9 +24,10 @@ class FlowConfig:
     Defaults are a lecture setting that learns a toy manifold in R^2 ... R^12 in about a
     minute on a 2-core CPU. The paper's toy setting differs (method.md §8): lambda = 0.5
     (2-D) / 0.1 (7-D, 12-D), gp_weight 0.1 / 0.01, lr 1e-4 (U) and 2e-5 (phi), 25,000 iterations,
-    and none of the well-posedness options below (off by default too; the preset ``lecture_wellposed``
-    turns on the velocity-change and HJ penalties, weight 1 each, the best combination of
-    benchmarks/wellposed.json); see :data:`PRESETS`. Only lambda / T enters the continuous objective.
+    and none of the well-posedness options below. The defaults turn two of them on, the velocity-change and
+    HJ penalties at weight 1 each: the best combination of benchmarks/wellposed.json ("well-posed in practice");
+    the preset ``lecture_toy_paper`` is the same lecture setting with every option off (the paper's algorithm);
+    see :data:`PRESETS`. Only lambda / T enters the continuous objective.
 
     Attributes:
         variant: "unregularized" (46), "w2" (47), "w1" (48) or "w1w2" (49).
@@ -57,13 +58,13 @@ class FlowConfig:
     "unregularized" (46) and "w1" (48) keep their objectives whatever the weights. Measured effect of each:
     benchmarks/wellposed.json.
 
-        velocity_change_weight: beta >= 0 (``lecture_wellposed``: 1). Adds
+        velocity_change_weight: beta >= 0 (default 1). Adds
             beta (1/M) sum_i sum_n |v_{n+1}^i - v_n^i|^2 / 2 along the Euler path to J_G (42)
             (:func:`~proxflow_edu.wellposed.velocity_change`). Vanishes at the optimum: along characteristics
             Dv/Dt = -grad_x(HJ residual)/lambda = 0 (24), so the v_n of the path are all equal and Euler is exact
             at every h; a discrete first-order surrogate of the HJ residual that needs no extra network
             evaluation (the v_n are those of the Euler steps).
-        hj_weight: >= 0 (``lecture_wellposed``: 1). Adds T (1/M) sum_i (r_i - mean r)^2 with
+        hj_weight: >= 0 (default 1). Adds T (1/M) sum_i (r_i - mean r)^2 with
             r = d_t U - |grad_x U|^2/(2 lambda), the HJ residual (20), at one random t ~ U[0, T) per batch and the
             path's points x(t) (detached; the Euler path is piecewise linear in t)
             (:func:`~proxflow_edu.wellposed.hj_penalty`). Vanishes at the optimum; centred because only grad_x U
@@ -81,6 +82,10 @@ class FlowConfig:
             theta_ema <- decay theta_ema + (1 - decay) theta after every potential update, and
             :class:`~proxflow_edu.train.TrainResult` samples with it (``potential`` keeps the raw weights).
             Changes no loss: it averages the oscillation of the two-player game, not the objective.
+        smooth_potential: softplus instead of ReLU in the MNIST potential (arch "mnist_cnn" only; the toy
+            potential is tanh, smooth already). Changes the model, not the loss: the paper's ReLU CNN is piecewise
+            linear in x, so grad_x U is piecewise constant and D^2 U = 0 almost everywhere, while the HJ equation
+            and the straight-characteristics argument assume U in C^2 (notebook 06, section 5).
     """
 
     variant: str = "w1w2"
@@ -107,11 +112,12 @@ class FlowConfig:
     discriminator_depth: int | None = None
     log_every: int = 50
     max_divergence: float = 1e3
-    velocity_change_weight: float = 0.0
-    hj_weight: float = 0.0
+    velocity_change_weight: float = 1.0
+    hj_weight: float = 1.0
     terminal_weight: float = 0.0
     random_time_grid: bool = False
     ema_decay: float = 0.0
+    smooth_potential: bool = False
 
     def __post_init__(self) -> None:
         self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
@@ -138,8 +144,12 @@ class FlowConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"{name} must be a number >= 0, got {name}={value!r}")
-        if not isinstance(self.random_time_grid, bool):
-            raise ValueError(f"random_time_grid must be True or False, got random_time_grid={self.random_time_grid!r}")
+        for name in ("random_time_grid", "smooth_potential"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {name}={getattr(self, name)!r}")
+        if self.smooth_potential and self.arch != "mnist_cnn":
+            raise ValueError("smooth_potential applies to arch='mnist_cnn' only (the toy potential is tanh already), "
+                             f"got smooth_potential=True with arch={self.arch!r}")
         if (isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float))
                 or not 0 <= self.ema_decay < 1):
             raise ValueError(f"ema_decay must be in [0, 1) (0 = off), got ema_decay={self.ema_decay!r}")
@@ -208,15 +218,16 @@ class FlowConfig:
 
 # The well-posedness options switched off: the paper's algorithm (and every run saved before they existed).
 OFF: dict[str, Any] = dict(velocity_change_weight=0.0, hj_weight=0.0, terminal_weight=0.0, random_time_grid=False,
-                           ema_decay=0.0)
+                           ema_decay=0.0, smooth_potential=False)
 
 _PAPER_TOY = dict(OFF, T=1.0, h=0.2, n_iters=25_000, batch_size=200, disc_steps=5, lr_potential=1e-4,
                   lr_discriminator=2e-5, lr_schedule="constant", L=1.0)
 PRESETS: dict[str, dict[str, Any]] = {
+    # FlowConfig(): the lecture setting with the best combination of well-posedness options (benchmarks/wellposed.json):
+    # KE_h/chord 1.02, W2/floor 1.52 at N=5 and 1.69 at N=2 on 8 gaussians in R^12 (all off: 1.30, 1.76, 2.63)
     "lecture_toy": {},
-    # the lecture setting with the best combination of well-posedness options (benchmarks/wellposed.json):
-    # KE_h/chord 1.02, W2/floor 1.52 at N=5 and 1.69 at N=2 on 8 gaussians in R^12 (off: 1.30, 1.76, 2.63)
-    "lecture_wellposed": dict(velocity_change_weight=1.0, hj_weight=1.0),
+    # the same lecture budget with the paper's algorithm (every option off), for side-by-side comparisons
+    "lecture_toy_paper": dict(OFF),
     "paper_toy_2d": dict(_PAPER_TOY, lam=0.5, gp_weight=0.1),
     "paper_toy_highdim": dict(_PAPER_TOY, lam=0.1, gp_weight=0.01),
     "paper_mnist": dict(OFF, arch="mnist_cnn", prior="uniform", T=5.0, h=1.0, lam=0.05, L=1.0, gp_weight=0.1,
@@ -228,5 +239,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 # cosine decay, and gamma = 1 instead of 0.1. With the paper's gamma = 0.1 the soft penalty (41) leaves phi with
 # slope |grad phi| ~ 6 = 6 L, so the divergence acts like the nearly mode-seeking KL and the short run collapses
 # onto a few digits (mostly 4-6); gamma = 1 keeps the slope near L and every digit appears (notebook 06, section 3b).
-PRESETS["cpu_mnist"] = dict(PRESETS["paper_mnist"], batch_size=64, lr_discriminator=2.5e-4, gp_weight=1.0,
-                            lr_schedule="cosine", n_iters=1800, log_every=10)
+PRESETS["cpu_mnist_paper"] = dict(PRESETS["paper_mnist"], batch_size=64, lr_discriminator=2.5e-4, gp_weight=1.0,
+                                  lr_schedule="cosine", n_iters=1800, log_every=10)
+# The course's recommended MNIST run (checkpoints/mnist_w1w2): cpu_mnist_paper with the velocity-change and HJ
+# penalties of FlowConfig(); what they change on MNIST (step change, KE_h/chord, R_HJ, classifier scores) is the
+# "mnist" part of benchmarks/wellposed.json and notebook 07, section 6
+PRESETS["cpu_mnist"] = dict(PRESETS["cpu_mnist_paper"], velocity_change_weight=1.0, hj_weight=1.0)

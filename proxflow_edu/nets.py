@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 
 def autograd_input_gradient(f: Callable[..., Tensor], x: Tensor, *cond: float | Tensor,
@@ -63,8 +64,17 @@ def time_column(t: float | Tensor, x: Tensor) -> Tensor:
     return t.expand(x.shape[0]).reshape(-1, 1) if t.dim() == 0 else t.reshape(-1, 1)
 
 
+# name -> (sigma, sigma' as a function of (z, sigma(z))): tanh' = 1 - tanh^2; relu' = 1[z > 0] (0 at 0, as in
+# autograd); softplus' = sigmoid (a smooth ReLU: C^infinity, so grad_x U is C^1 and its HJ residual is defined)
+ACTIVATIONS: dict[str, tuple[Callable[[Tensor], Tensor], Callable[[Tensor, Tensor], Tensor]]] = {
+    "tanh": (torch.tanh, lambda z, a: 1 - a * a),
+    "relu": (torch.relu, lambda z, a: (z > 0).to(z.dtype)),
+    "softplus": (F.softplus, lambda z, a: torch.sigmoid(z)),
+}
+
+
 class MLP(nn.Module):
-    """``sizes[0] -> ... -> sizes[-1] = 1`` with tanh or ReLU, and its input gradient by a hand-written backward.
+    """``sizes[0] -> ... -> sizes[-1] = 1`` with tanh, ReLU or softplus, and its input gradient by a hand-written backward.
 
     Training differentiates through grad_x U (and the gradient penalty through grad_x phi). Written as
     ordinary tensor operations, g_{k-1} = (g_k * sigma'(z_k)) W_k, the input gradient has the values autograd
@@ -75,13 +85,13 @@ class MLP(nn.Module):
 
     def __init__(self, sizes: Sequence[int], activation: str) -> None:
         super().__init__()
-        if activation not in ("tanh", "relu"):
-            raise ValueError(f"activation must be 'tanh' or 'relu', got activation={activation!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got activation={activation!r}")
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.activation = activation
 
     def _act(self, z: Tensor) -> Tensor:
-        return torch.tanh(z) if self.activation == "tanh" else torch.relu(z)
+        return ACTIVATIONS[self.activation][0](z)
 
     def forward(self, h: Tensor) -> Tensor:
         """(M, sizes[0]) -> (M,)."""
@@ -95,8 +105,7 @@ class MLP(nn.Module):
         for layer in self.layers[:-1]:
             z = layer(h)
             h = self._act(z)
-            # tanh' = 1 - tanh^2; relu' = 1[z > 0] (0 at 0, as in autograd)
-            slopes.append(1 - h * h if self.activation == "tanh" else (z > 0).to(z.dtype))
+            slopes.append(ACTIVATIONS[self.activation][1](z, h))
         g = self.layers[-1].weight.expand(h.shape[0], -1)
         for layer, slope in zip(reversed(self.layers[:-1]), reversed(slopes)):
             g = (g * slope) @ layer.weight

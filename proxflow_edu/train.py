@@ -44,7 +44,8 @@ def build_networks(config: FlowConfig, event_shape: tuple[int, ...]) -> tuple[nn
             discriminator: nn.Module = MLPDiscriminator(event_shape[0], *discriminator_size)
         else:
             from .mnist.nets import CNNDiscriminator, CNNPotential
-            potential, discriminator = CNNPotential(*potential_size), CNNDiscriminator(*discriminator_size)
+            potential = CNNPotential(*potential_size, activation="softplus" if config.smooth_potential else "relu")
+            discriminator = CNNDiscriminator(*discriminator_size)
     return potential.to(config.device), discriminator.to(config.device)
 
 

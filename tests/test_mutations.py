@@ -13,7 +13,8 @@ Mutations and the check cells they must trip (smoke mode):
 * ``hj_residual_pointwise`` with the authors' sign (+|grad U|^2/(2 lambda)): 03's Hopf-Lax residual check;
 * ``gradient_penalty`` two-sided, (|g|^2 - L^2)^2 or |.| instead of relu: 02's linear-phi penalty check;
 * ``potential_step`` without lambda KE_h in its loss (KE measured but detached, or replaced by 0): 05's check
-  of section 5 (W1+W2 against W1 only at the same lambda); with 0, also 01's hand-made iteration check.
+  of section 5 (W1+W2 against W1 only at the same lambda); with 0, also 01's hand-made iteration check;
+* ``velocity_change`` without its 1/2, ``hj_penalty`` uncentred: 07's closed-form check of the three penalties.
 """
 from __future__ import annotations
 
@@ -92,6 +93,26 @@ KE_ZERO_IN_LOSS = Mutation("potential_step: lambda KE_h replaced by 0", """
 
     algorithm.kinetic_energy = mutant
 """)
+VELOCITY_CHANGE_WITHOUT_HALF = Mutation("velocity_change without the 1/2", """
+    import proxflow_edu.wellposed as wellposed
+    original = wellposed.velocity_change
+
+    def mutant(velocities):
+        return 2 * original(velocities)
+
+    wellposed.velocity_change = mutant
+""")
+HJ_PENALTY_UNCENTRED = Mutation("hj_penalty without centring", """
+    import torch
+    import proxflow_edu.wellposed as wellposed
+
+    def mutant(potential, x, t, lam, T, create_graph=True):
+        grad_x, d_t = wellposed.space_time_gradient(potential, x.detach(), torch.full((x.shape[0],), float(t),
+                                                    dtype=x.dtype, device=x.device), create_graph)
+        return T * (d_t - grad_x.flatten(1).pow(2).sum(dim=1) / (2 * lam)).pow(2).mean()
+
+    wellposed.hj_penalty = mutant
+""")
 
 # (mutation, notebook, a line of the check cell that must raise AssertionError)
 CASES = [
@@ -103,6 +124,8 @@ CASES = [
     (KE_DETACHED_IN_LOSS, "05_high_dim_manifolds", "assert a[\"ke\"] < 0.8 * b[\"ke\"]"),
     (KE_ZERO_IN_LOSS, "01_w2_proximal_straight_lines", "u_step = potential_step(potential, discriminator, opt_u, x0, cfg)"),
     (KE_ZERO_IN_LOSS, "05_high_dim_manifolds", "assert a[\"ke\"] < 0.8 * b[\"ke\"]"),
+    (VELOCITY_CHANGE_WITHOUT_HALF, "07_straight_flows_in_practice", 'print("closed-form checks of the three penalties passed")'),
+    (HJ_PENALTY_UNCENTRED, "07_straight_flows_in_practice", 'print("closed-form checks of the three penalties passed")'),
 ]
 
 

@@ -42,6 +42,6 @@ def test_mnist_run_is_bit_identical() -> None:
         pytest.skip("MNIST not prepared (run `make data`)")
     torch.set_num_threads(1)
     x = load_mnist(DATA, train=True, n=400, seed=0)
-    r = train(FlowConfig.preset("cpu_mnist", n_iters=20, batch_size=16, log_every=5), x, progress=False)
+    r = train(FlowConfig.preset("cpu_mnist_paper", n_iters=20, batch_size=16, log_every=5), x, progress=False)
     assert torch.equal(r.sample(8, seed=3), REFERENCE["mnist_samples"])
     _same_history(r.history, REFERENCE["mnist_history"])

@@ -218,7 +218,7 @@ def test_random_time_grid_needs_two_steps() -> None:
 
 def test_paper_presets_have_every_option_off() -> None:
     for name in PRESETS:
-        if name.startswith("paper_") or name == "cpu_mnist":
+        if name.startswith("paper_") or name.endswith("_paper"):
             config = FlowConfig.preset(name)
             assert {k: getattr(config, k) for k in OFF} == OFF, name
 
@@ -233,14 +233,15 @@ def test_variants_without_w2_keep_their_objective(variant: str) -> None:
     assert on.history["loss_potential"] == off.history["loss_potential"]
 
 
-def test_lecture_wellposed_preset_is_the_benchmarked_combination() -> None:
+def test_the_defaults_are_the_benchmarked_combination() -> None:
     import importlib.util
     spec = importlib.util.spec_from_file_location("wellposed", BENCH.with_suffix(".py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
-    preset = FlowConfig.preset("lecture_wellposed")
-    assert {k: getattr(preset, k) for k in OFF} == {**OFF, **module.CONFIGS["combination"]}
-    assert preset.replace(**OFF) == FlowConfig() == FlowConfig.preset("lecture_toy")
+    default = FlowConfig()
+    assert {k: getattr(default, k) for k in OFF} == {**OFF, **module.CONFIGS["combination"]}
+    assert default == FlowConfig.preset("lecture_toy")
+    assert default.replace(**OFF) == FlowConfig.preset("lecture_toy_paper")
 
 
 def test_a_dict_without_the_options_reads_them_as_off() -> None:
@@ -304,3 +305,31 @@ def test_benchmark_json_summary_matches_its_records() -> None:
                 assert math.isclose(scores[metric]["mean"], statistics.fmean(values), rel_tol=1e-4, abs_tol=1e-5)
                 assert scores[metric]["min"] == min(values) and scores[metric]["max"] == max(values)
     assert {r["dataset"] for r in records} == {"8gaussians", "pinwheel"}
+
+
+def test_benchmark_json_mnist_part_is_the_shipped_checkpoints() -> None:
+    """The MNIST part of wellposed.json was measured on the checkpoints shipped now (iterations, options, wall time),
+    and its kinetic-energy ratio at h = 1 is reproduced from the checkpoint."""
+    import importlib.util
+    bench = json.loads(BENCH.read_text())
+    spec = importlib.util.spec_from_file_location("wellposed", BENCH.with_suffix(".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    mnist = bench["mnist"]
+    assert mnist["runs"] == module.MNIST_RUNS and set(mnist["results"]) == set(module.MNIST_RUNS)
+    root = BENCH.parents[1] / "checkpoints"
+    for label, row in mnist["results"].items():
+        r = checkpoint.load(root / module.MNIST_RUNS[label])
+        assert row["iterations"] == r.iterations_done == r.config.n_iters, label
+        assert row["options"] == {k: getattr(r.config, k) for k in OFF if getattr(r.config, k) != OFF[k]}, label
+        assert row["train_s"] == round(r.wall_time, 1) and row["diverged_at"] is None, label
+    assert mnist["results"]["baseline"]["options"] == {}
+    assert FlowConfig(**{**PRESETS["cpu_mnist"]}).replace(**OFF) == FlowConfig.preset("cpu_mnist_paper")
+    r = checkpoint.load(root / module.MNIST_RUNS["combination"])
+    torch.set_num_threads(1)
+    x0 = r.prior(mnist["meta"]["n"], seed=mnist["meta"]["prior_seed"])
+    with torch.no_grad():
+        path = euler_flow(r.sampling_potential, x0, r.config.T, r.config.h, r.config.lam, keep_path=True)
+    ratio = diagnostics.path_kinetic_energy(path.states, r.config.h) / diagnostics.chord_kinetic_energy(path.states,
+                                                                                                       r.config.T)
+    assert float(ratio) == pytest.approx(mnist["results"]["combination"]["ke_chord_h1"], abs=1e-4)

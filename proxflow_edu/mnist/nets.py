@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..nets import MLP, ScalarNetwork, init_glorot, time_column
+from ..nets import ACTIVATIONS, MLP, ScalarNetwork, init_glorot, time_column
 
 
 def channels_last(x: Tensor) -> Tensor:
@@ -21,52 +21,64 @@ def channels_last(x: Tensor) -> Tensor:
 
 
 class ConvTrunk(nn.Module):
-    """(M, 1, 28, 28) -> (M, 392): conv7x7 -> maxpool -> ReLU, twice.
+    """(M, 1, 28, 28) -> (M, 392): conv7x7 -> maxpool -> ReLU (or softplus), twice.
 
     The paper's order is conv -> ReLU -> maxpool. ReLU is monotone, so relu(max(a)) = max(relu(a)) and the
     two orders are the same function (same gradients wherever both are differentiable). Pooling first
     applies the ReLU and its backward to a tensor 4x smaller, which matters on a CPU because training
-    differentiates through grad_x U.
+    differentiates through grad_x U. Softplus is monotone too, so the same holds for it.
     """
 
-    def __init__(self, channels: int = 8, kernel: int = 7) -> None:
+    def __init__(self, channels: int = 8, kernel: int = 7, activation: str = "relu") -> None:
         super().__init__()
+        if activation not in ("relu", "softplus"):
+            raise ValueError(f"activation must be 'relu' or 'softplus', got activation={activation!r}")
         self.conv1 = nn.Conv2d(1, channels, kernel, padding=kernel // 2, bias=False)
         self.conv2 = nn.Conv2d(channels, channels, kernel, padding=kernel // 2, bias=False)
+        self.act, self.slope = ACTIVATIONS[activation]
 
     def forward(self, x: Tensor) -> Tensor:
         """(M, 1, 28, 28) -> (M, 392)."""
-        h = torch.relu(F.max_pool2d(self.conv1(x), 2))
-        return torch.relu(F.max_pool2d(self.conv2(h), 2)).flatten(1)
+        h = self.act(F.max_pool2d(self.conv1(x), 2))
+        return self.act(F.max_pool2d(self.conv2(h), 2)).flatten(1)
 
     def forward_with_backward(self, x: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
         """The features of :meth:`forward` and a function mapping d out / d features to d out / d x.
 
-        The backward is written out: ReLU mask, max-unpooling to the argmax positions (exactly where
-        autograd sends the gradient) and the transposed convolutions, all first-order differentiable.
+        The backward is written out: the activation's slope (ReLU: a 0/1 mask), max-unpooling to the argmax
+        positions (exactly where autograd sends the gradient) and the transposed convolutions, all first-order
+        differentiable.
         """
         z1 = self.conv1(x)
         p1, i1 = F.max_pool2d(z1, 2, return_indices=True)
-        z2 = self.conv2(torch.relu(p1))
+        a1 = self.act(p1)
+        z2 = self.conv2(a1)
         p2, i2 = F.max_pool2d(z2, 2, return_indices=True)
+        a2 = self.act(p2)
 
         def backward(g_features: Tensor) -> Tensor:
-            g = g_features.reshape(p2.shape) * (p2 > 0)
+            g = g_features.reshape(p2.shape) * self.slope(p2, a2)
             g = F.max_unpool2d(g, i2, 2, output_size=z2.shape[-2:])
-            g = F.conv_transpose2d(g, self.conv2.weight, padding=self.conv2.padding) * (p1 > 0)
+            g = F.conv_transpose2d(g, self.conv2.weight, padding=self.conv2.padding) * self.slope(p1, a1)
             g = F.max_unpool2d(g, i1, 2, output_size=z1.shape[-2:])
             return F.conv_transpose2d(g, self.conv1.weight, padding=self.conv1.padding)
 
-        return torch.relu(p2).flatten(1), backward
+        return a2.flatten(1), backward
 
 
 class CNNPotential(ScalarNetwork):
-    """The paper's MNIST potential U(x, t): conv trunk, concat raw t, 393 -> 512^3 -> 1 (731,081 params)."""
+    """The paper's MNIST potential U(x, t): conv trunk, concat raw t, 393 -> 512^3 -> 1 (731,081 params).
 
-    def __init__(self, width: int = 512, depth: int = 3) -> None:
+    ``activation="softplus"`` (``FlowConfig.smooth_potential``) replaces every ReLU by softplus: the paper's ReLU
+    network is piecewise linear in x, so grad_x U is piecewise constant and the HJ equation's D^2 U is 0 almost
+    everywhere, while the characteristics argument assumes U in C^2 (max-pooling keeps kinks where the argmax
+    switches).
+    """
+
+    def __init__(self, width: int = 512, depth: int = 3, activation: str = "relu") -> None:
         super().__init__()
-        self.trunk = ConvTrunk()
-        self.head = MLP([392 + 1, *[width] * depth, 1], "relu")
+        self.trunk = ConvTrunk(activation=activation)
+        self.head = MLP([392 + 1, *[width] * depth, 1], activation)
         init_glorot(self)
         self.trunk.to(memory_format=torch.channels_last)
 
