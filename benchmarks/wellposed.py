@@ -111,8 +111,13 @@ def run_one(job: tuple[str, dict[str, Any], str, int, int | None]) -> dict[str, 
 
 
 # MNIST: label -> checkpoint directory under checkpoints/ (make train-mnist); the paper's algorithm first
-MNIST_RUNS = {"baseline": "mnist_w1w2_paper", "combination": "mnist_w1w2",
-              "combination + random_time_grid": "mnist_w1w2_plus_random_time_grid"}
+# (the paper's algorithm, each option alone, the recommended combination, the combination with one more option, and
+# the combination from a second seed: the run-to-run spread of a GAN-type training that the differences must exceed)
+MNIST_RUNS = {"baseline": "mnist_w1w2_paper", "velocity_change": "mnist_w1w2_velocity_change",
+              "random_time_grid": "mnist_w1w2_random_time_grid", "combination": "mnist_w1w2",
+              "combination, seed 1": "mnist_w1w2_seed1",
+              "combination + random_time_grid": "mnist_w1w2_plus_random_time_grid",
+              "combination + smooth_potential": "mnist_w1w2_plus_smooth_potential"}
 MNIST_FINE = 64
 
 
@@ -167,8 +172,9 @@ def run_mnist(labels: list[str], n: int, seed: int, root: Path) -> dict[str, Any
     meta = {"command": " ".join(["python", *sys.argv]), "eval_device": "cpu", "eval_threads": 1, "n": n,
             "prior_seed": seed, "h": [1.0, 1.0 / MNIST_FINE], "eval_wall_time_s": round(time.perf_counter() - start, 1),
             "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
-            "note": "one seed per option (each run is about 20 min of one core); train_s and s_per_iter are those "
-                    "of the checkpoint's training, on a shared 2-core CPU"}
+            "note": "one training seed per option (a run takes a quarter to half an hour of one core here), and the "
+                    "combination from a second seed for the run-to-run spread; train_s and s_per_iter are those of "
+                    "the checkpoint's training, on a shared 2-core CPU (often two runs at once)"}
     return {"meta": meta, "runs": {label: MNIST_RUNS[label] for label in labels}, "results": results}
 
 

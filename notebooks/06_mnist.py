@@ -252,7 +252,8 @@ display(Markdown(
 # **What the scores say.** At the CPU budget the W1 ⊕ W2 flow draws **every digit** (histogram above: a digit
 # counts as present when the classifier assigns it at least one sample), but only a small part of its samples are
 # clear digits by the strict classifier (the fraction printed above). The histogram is not flat: some digits, often 8, are over‑represented, and
-# others are rare (in `benchmarks/mnist.json`, from another prior seed, the digit 1 has 4 of 500 samples); and the digits are wobbly and sit on a grey haze: the
+# others are rare (`benchmarks/mnist.json` has the histogram for another prior seed); and the digits are wobbly and
+# sit on a grey haze: the
 # remains of the uniform noise that a short, small‑batch run has not fully transported away. Real digits score
 # far better (last row). W1 only (48) is compared with W1 ⊕ W2 in the generated line above. The two runs that diverge are
 # useless as generators: their last finite weights send (almost) every $x_0$ to the same image, a single
@@ -569,7 +570,8 @@ for v in ("unregularized", "w2"):
 #   neither run is $h$‑invariant: that needs the HJ equation to hold (residual near 0), and our $R_{\rm HJ}$ is
 #   still far from 0 after a 15‑minute run. The change between $h=1/8$ and $h=1/64$ is much smaller (exercise 2):
 #   the Euler scheme converges as $h\to0$, and it is the single coarse step per unit time that the straight
-#   paths of an exact solution would make harmless.
+#   paths of an exact solution would make harmless. Section 5b and notebook 07 show how far the well-posedness
+#   options of the course's recommended run get towards that.
 # * **The ablations fail, but the iteration is ours.** Without the W1 bound both runs blow up within the first
 #   ~30 iterations: their DV estimate passes the authors' last finite values (53 and 80, method.md §7.1) by
 #   iteration 20–30 (section 4). The iterations at which we *stop* them, 131 / 139, only say when the estimate

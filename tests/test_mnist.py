@@ -134,7 +134,9 @@ def test_frechet_distance_closed_form() -> None:
     assert d == pytest.approx(expected, rel=1e-6)
 
 
-@pytest.mark.parametrize("run_name", ["unregularized", "w2", "w1", "w1w2", "w1w2_paper", "w1w2_gamma0.1"])
+@pytest.mark.parametrize("run_name", ["unregularized", "w2", "w1", "w1w2", "w1w2_paper", "w1w2_gamma0.1",
+                                      "w1w2_velocity_change", "w1w2_random_time_grid", "w1w2_seed1",
+                                      "w1w2_plus_random_time_grid", "w1w2_plus_smooth_potential"])
 def test_shipped_checkpoints_load(run_name: str) -> None:
     run = ROOT / "checkpoints" / f"mnist_{run_name}"
     r = checkpoint.load(run)
@@ -285,3 +287,27 @@ def test_train_mnist_script_writes_a_run(tmp_path: Path, monkeypatch: pytest.Mon
     assert (run / "samples.png").is_file()
     with pytest.raises(SystemExit):
         script.parse_overrides(["gp_weight"])
+
+
+def test_make_train_mnist_rebuilds_every_shipped_run() -> None:
+    """Every checkpoints/mnist_*/ run directory is written by a line of `make train-mnist`, and nothing else."""
+    import shlex
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    start = lines.index("train-mnist: data") + 1
+    recipe = []
+    for line in lines[start:]:
+        if not line.startswith("\t"):
+            break
+        recipe.append(shlex.split(line.strip().replace("$(PY) ", "")))
+    built = set()
+    for args in recipe:
+        assert args[0] == "scripts/train_mnist.py", args
+        variants = []
+        i = args.index("--variants") + 1
+        while i < len(args) and not args[i].startswith("--"):
+            variants.append(args[i])
+            i += 1
+        tag = args[args.index("--tag") + 1] if "--tag" in args else ""
+        built |= {f"mnist_{v}_{tag}" if tag else f"mnist_{v}" for v in variants}
+    shipped = {p.name for p in (ROOT / "checkpoints").glob("mnist_*") if p.is_dir()}
+    assert built == shipped
