@@ -426,8 +426,17 @@ if "combination, seed 1" in res:  # the same configuration from another seed: th
               f"{c1['confident_h1']:.3f}, most frequent digit {c0['top_digit_share_h1']:.2f} and "
               f"{c1['top_digit_share_h1']:.2f}, Fréchet {c0['frechet_h1']:.0f} and {c1['frechet_h1']:.0f}: differences "
               f"between single runs of the options smaller than these are not evidence.")
+straightest = min(res, key=lambda k: res[k]["step_change"])
+clearest = max(res, key=lambda k: res[k]["confident_h1"])
+reading = (f" **Reading the table** (generated): the smallest step change is `{res[straightest]['run']}`'s "
+           f"({res[straightest]['step_change']:.2f}), the most confident samples at $h=1$ are "
+           f"`{res[clearest]['run']}`'s ({res[clearest]['confident_h1']:.3f}, paper-faithful "
+           f"{res['baseline']['confident_h1']:.3f})"
+           + (", the same run." if straightest == clearest else
+              f"; at this budget no run is best at both (the clearest has step change "
+              f"{res[clearest]['step_change']:.2f}, the straightest confident {res[straightest]['confident_h1']:.3f})."))
 display(Markdown("\n".join(lines) + f"\n\n{bench_mnist['meta']['n']} samples, prior seed "
-                 f"{bench_mnist['meta']['prior_seed']}; {bench_mnist['meta']['note']}." + spread))
+                 f"{bench_mnist['meta']['prior_seed']}; {bench_mnist['meta']['note']}." + spread + reading))
 
 # %%
 a_m, b_m = mnist["paper-faithful"], mnist["well-posed in practice"]
