@@ -63,6 +63,7 @@ train-mnist: data
 	$(PY) scripts/train_mnist.py --setting cpu_paper --variants w1w2 --set gp_weight=0.1 --tag gamma0.1
 	$(PY) scripts/train_mnist.py --setting cpu_paper --variants w1w2 --set velocity_change_weight=1.0 --tag velocity_change
 	$(PY) scripts/train_mnist.py --setting cpu_paper --variants w1w2 --set random_time_grid=true --tag random_time_grid
+	$(PY) scripts/train_mnist.py --setting cpu_paper --variants w1w2 --set velocity_change_weight=0.3 random_time_grid=true --tag velocity_change0.3_random_time_grid
 	$(PY) scripts/train_mnist.py --variants w1w2 --seed 1 --tag seed1
 	$(PY) scripts/train_mnist.py --variants w1w2 --set random_time_grid=true --tag plus_random_time_grid
 	$(PY) scripts/train_mnist.py --variants w1w2 --set smooth_potential=true --tag plus_smooth_potential

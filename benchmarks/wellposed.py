@@ -114,7 +114,9 @@ def run_one(job: tuple[str, dict[str, Any], str, int, int | None]) -> dict[str, 
 # (the paper's algorithm, each option alone, the recommended combination, the combination with one more option, and
 # the combination from a second seed: the run-to-run spread of a GAN-type training that the differences must exceed)
 MNIST_RUNS = {"baseline": "mnist_w1w2_paper", "velocity_change": "mnist_w1w2_velocity_change",
-              "random_time_grid": "mnist_w1w2_random_time_grid", "combination": "mnist_w1w2",
+              "random_time_grid": "mnist_w1w2_random_time_grid",
+              "velocity_change 0.3 + random_time_grid": "mnist_w1w2_velocity_change0.3_random_time_grid",
+              "combination": "mnist_w1w2",
               "combination, seed 1": "mnist_w1w2_seed1",
               "combination + random_time_grid": "mnist_w1w2_plus_random_time_grid",
               "combination + smooth_potential": "mnist_w1w2_plus_smooth_potential"}

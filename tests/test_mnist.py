@@ -136,6 +136,7 @@ def test_frechet_distance_closed_form() -> None:
 
 @pytest.mark.parametrize("run_name", ["unregularized", "w2", "w1", "w1w2", "w1w2_paper", "w1w2_gamma0.1",
                                       "w1w2_velocity_change", "w1w2_random_time_grid", "w1w2_seed1",
+                                      "w1w2_velocity_change0.3_random_time_grid",
                                       "w1w2_plus_random_time_grid", "w1w2_plus_smooth_potential"])
 def test_shipped_checkpoints_load(run_name: str) -> None:
     run = ROOT / "checkpoints" / f"mnist_{run_name}"
