@@ -15,7 +15,7 @@ from proxflow_edu.mnist.classifier import (EVAL_SEED, GARBAGE_KINDS, GARBAGE_MAX
                                            PASS_MIN_CONFIDENT, accuracy, gaussian_blur, gaussian_kernel1d,
                                            load_classifier, outlier_images, pass_images, robustness_table,
                                            shift_images)
-from proxflow_edu.mnist.data import load_mnist_with_labels, mnist_is_ready
+from proxflow_edu.mnist.data import mnist_is_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -24,25 +24,12 @@ N_PER_KIND = 2000  # images per case of the table (the real cases: 2,000 of the 
 needs_mnist = pytest.mark.skipif(not mnist_is_ready(DATA), reason="MNIST files missing in data/ (run `make data`)")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: small CNN batches, a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def test_set() -> tuple[torch.Tensor, torch.Tensor]:
-    if not mnist_is_ready(DATA):
-        pytest.skip("MNIST files missing in data/ (run `make data`)")
-    return load_mnist_with_labels(DATA, train=False)
-
-
-@pytest.fixture(scope="module")
-def table(test_set: tuple[torch.Tensor, torch.Tensor]):  # noqa: ANN201
-    x, y = test_set
+def table(mnist_test_set: tuple[torch.Tensor, torch.Tensor]):  # noqa: ANN201
+    x, y = mnist_test_set
     return robustness_table(load_classifier(), x, y, n=N_PER_KIND, seed=EVAL_SEED)
 
 
@@ -66,10 +53,10 @@ def test_garbage_is_not_confident(table, kind: str) -> None:  # noqa: ANN001
 
 
 @needs_mnist
-def test_whole_test_set_accuracy_and_stored_table(test_set: tuple[torch.Tensor, torch.Tensor],
+def test_whole_test_set_accuracy_and_stored_table(mnist_test_set: tuple[torch.Tensor, torch.Tensor],
                                                   table) -> None:  # noqa: ANN001
     clf = load_classifier()
-    x, y = test_set
+    x, y = mnist_test_set
     acc = accuracy(clf, x, y)
     assert acc >= 0.99
     assert acc == pytest.approx(clf.test_accuracy, abs=1e-6)  # the stored figure is the measured one

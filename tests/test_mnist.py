@@ -27,18 +27,7 @@ RUN = ROOT / "checkpoints" / "mnist_w1w2"
 CONFIDENT_MIN = 0.05
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread for these small-batch CNN calls (much faster than two on a busy 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def test_set() -> tuple[torch.Tensor, torch.Tensor]:
-    return load_mnist_with_labels(DATA, train=False)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _copy_raw(tmp_path: Path, corrupt: str | None = None, drop: str | None = None) -> Path:
@@ -56,8 +45,8 @@ def _copy_raw(tmp_path: Path, corrupt: str | None = None, drop: str | None = Non
     return tmp_path
 
 
-def test_loader_shapes_range_and_first_labels(test_set: tuple[torch.Tensor, torch.Tensor]) -> None:
-    x_te, y_te = test_set
+def test_loader_shapes_range_and_first_labels(mnist_test_set: tuple[torch.Tensor, torch.Tensor]) -> None:
+    x_te, y_te = mnist_test_set
     assert x_te.shape == (10_000, 1, 28, 28) and x_te.dtype == torch.float32
     assert float(x_te.min()) == 0.0 and float(x_te.max()) == 1.0
     assert int(y_te[0]) == 7
@@ -107,10 +96,10 @@ def test_offline_rebuild_from_wheel_and_idempotent(tmp_path: Path) -> None:
     assert prepare_mnist(tmp_path, cache=wheel.parent) is False  # already there: does nothing
 
 
-def test_classifier_scores_real_digits(test_set: tuple[torch.Tensor, torch.Tensor]) -> None:
+def test_classifier_scores_real_digits(mnist_test_set: tuple[torch.Tensor, torch.Tensor]) -> None:
     clf = load_classifier()
     assert clf.test_accuracy >= 0.99
-    x_te, y_te = test_set
+    x_te, y_te = mnist_test_set
     _, labels, feats = predict(clf, x_te[:300])
     assert float((labels == y_te[:300]).float().mean()) >= 0.97
     assert feats.shape == (300, 128)
