@@ -6,18 +6,18 @@ STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.py))
 export PYTHONHASHSEED := 0
 
-.PHONY: setup data train-mnist run test lab sync book clean bench
+.PHONY: setup data train-mnist run test lint lab sync book clean bench
 
 setup: $(STAMP)
 
 # (re)install when requirements.txt or pyproject.toml change; torch first, from the local wheel cache; then the kernel
 # config that drops ipykernel's loopback-TCP warning (scripts/ipython_kernel_config.py says why)
-$(STAMP): requirements.txt pyproject.toml scripts/ipython_kernel_config.py
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml scripts/ipython_kernel_config.py
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
 	  echo "make setup: $(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())' 2>/dev/null || echo '(not found)'); the pins need Python >= 3.11 (numpy==2.4.6 has no wheel for 3.10; tested on 3.11). Run: make setup PYTHON=python3.11" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(VENV)/bin/pip check
 	install -D -m 644 scripts/ipython_kernel_config.py $(VENV)/etc/ipython/ipython_kernel_config.py
@@ -35,9 +35,14 @@ run: setup
 	  echo "== $$name: $$(( $$(date +%s) - start )) s"; \
 	done
 
-# the unit tests, the notebooks through papermill, and the committed .ipynb files through nbval (smoke mode)
+# ruff (pyproject.toml), the unit tests, the notebooks through papermill, and the committed .ipynb files through nbval
+# (smoke mode)
 test: setup data browser
+	$(VENV)/bin/ruff check
 	PROXFLOW_SMOKE=1 $(PY) -m pytest -q --nbval-lax --durations=15 tests notebooks
+
+lint: setup
+	$(VENV)/bin/ruff check
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
@@ -58,12 +63,12 @@ data: setup
 # (46)-(48), the paper's gamma, and the well-posedness options one at a time
 train-mnist: data
 	$(PY) scripts/train_mnist.py --variants w1w2
-	$(PY) scripts/train_mnist.py --setting cpu_paper --variants w1w2 --tag paper
-	$(PY) scripts/train_mnist.py --setting cpu_paper --variants w1 w2 unregularized
-	$(PY) scripts/train_mnist.py --setting cpu_paper --variants w1w2 --set gp_weight=0.1 --tag gamma0.1
-	$(PY) scripts/train_mnist.py --setting cpu_paper --variants w1w2 --set velocity_change_weight=1.0 --tag velocity_change
-	$(PY) scripts/train_mnist.py --setting cpu_paper --variants w1w2 --set random_time_grid=true --tag random_time_grid
-	$(PY) scripts/train_mnist.py --setting cpu_paper --variants w1w2 --set velocity_change_weight=0.3 random_time_grid=true --tag velocity_change0.3_random_time_grid
+	$(PY) scripts/train_mnist.py --preset cpu_mnist_paper --variants w1w2 --tag paper
+	$(PY) scripts/train_mnist.py --preset cpu_mnist_paper --variants w1 w2 unregularized
+	$(PY) scripts/train_mnist.py --preset cpu_mnist_paper --variants w1w2 --set gp_weight=0.1 --tag gamma0.1
+	$(PY) scripts/train_mnist.py --preset cpu_mnist_paper --variants w1w2 --set velocity_change_weight=1.0 --tag velocity_change
+	$(PY) scripts/train_mnist.py --preset cpu_mnist_paper --variants w1w2 --set random_time_grid=true --tag random_time_grid
+	$(PY) scripts/train_mnist.py --preset cpu_mnist_paper --variants w1w2 --set velocity_change_weight=0.3 random_time_grid=true --tag velocity_change0.3_random_time_grid
 	$(PY) scripts/train_mnist.py --variants w1w2 --seed 1 --tag seed1
 	$(PY) scripts/train_mnist.py --variants w1w2 --set random_time_grid=true --tag plus_random_time_grid
 	$(PY) scripts/train_mnist.py --variants w1w2 --set smooth_potential=true --tag plus_smooth_potential

@@ -1,4 +1,6 @@
-"""The shipped MNIST classifier on inputs it should accept and inputs it should reject -> ``benchmarks/mnist_classifier.json``.
+"""The shipped MNIST classifier on inputs it should accept and inputs it should reject.
+
+Writes ``benchmarks/mnist_classifier.json``.
 
     python benchmarks/mnist_classifier.py [--n 2000] [--out benchmarks/mnist_classifier.json]
 
@@ -18,8 +20,14 @@ from pathlib import Path
 
 import torch
 
-from proxflow_edu.mnist.classifier import (EVAL_SEED, GARBAGE_MAX_CONFIDENT, PASS_MIN_CONFIDENT, accuracy,
-                                           load_classifier, robustness_table)
+from proxflow_edu.mnist.classifier import (
+    EVAL_SEED,
+    GARBAGE_MAX_CONFIDENT,
+    PASS_MIN_CONFIDENT,
+    accuracy,
+    load_classifier,
+    robustness_table,
+)
 from proxflow_edu.mnist.data import load_mnist_with_labels
 
 

@@ -68,7 +68,8 @@ def evaluate_run(run_dir: Path, n: int, n_diag: int, seed: int, h_fine: float, c
         chord = float((x_d - x0[:n_diag]).flatten(1).pow(2).sum(dim=1).mean() / (2 * c.T))
         finite = bool(torch.isfinite(x_T).all())
         s = score_samples(x_T.nan_to_num(0.0), classifier) if finite else None
-        per_h[label] = {"h": h, "x_T": x_T, "kinetic_energy": ke, "chord_energy": chord, "n_diag": len(x_d), "diag_path_max_abs_diff": agree,
+        per_h[label] = {"h": h, "x_T": x_T, "kinetic_energy": ke, "chord_energy": chord, "n_diag": len(x_d),
+                        "diag_path_max_abs_diff": agree,
                         "energy_ratio": ke / chord if chord > 0 else None, "hj_residual": hj,
                         "pixel_range": [float(x_T.min()), float(x_T.max())],
                         "scores": s.to_dict() if s else None, "seconds": round(time.perf_counter() - t0, 1)}
@@ -79,10 +80,12 @@ def evaluate_run(run_dir: Path, n: int, n_diag: int, seed: int, h_fine: float, c
     out["terminal_error"] = terminal_error(r.potential, r.discriminator, coarse["x_T"], c.T)
     # phi's actual slope |grad phi| at the samples: the W1 bound of (7) is in force only if it is close to L
     finite = torch.isfinite(coarse["x_T"]).all()
-    out["phi_slope_mean"] = float(discriminator_slope(r.discriminator, coarse["x_T"][:n_diag]).mean()) if finite else None
+    slope = discriminator_slope(r.discriminator, coarse["x_T"][:n_diag]).mean() if finite else None
+    out["phi_slope_mean"] = None if slope is None else float(slope)
     out["h_change"] = {"rms_pixel": float(diff.pow(2).mean().sqrt()), "mean_l2": float(dist),
                        "relative_to_distance_moved": float(dist / moved), "mean_l2_moved": float(moved),
-                       "rms_pixel_clamped": float((coarse["x_T"].clamp(0, 1) - fine["x_T"].clamp(0, 1)).pow(2).mean().sqrt())}
+                       "rms_pixel_clamped": float((coarse["x_T"].clamp(0, 1) - fine["x_T"].clamp(0, 1))
+                                                  .pow(2).mean().sqrt())}
     for d in per_h.values():
         d.pop("x_T")
     out["per_h"] = per_h
@@ -104,7 +107,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     clf = load_classifier()
-    result = {"about": __doc__.strip().splitlines()[0], "n_samples": args.n, "n_diag": args.n_diag, "prior_seed": args.seed,
+    result = {"about": __doc__.strip().splitlines()[0], "n_samples": args.n, "n_diag": args.n_diag,
+              "prior_seed": args.seed,
               "eval_device": "cpu", "eval_threads": args.threads, "platform": platform.platform(),
               "torch": str(torch.__version__), "classifier_test_accuracy": clf.test_accuracy,
               "classifier_on_1000_real_training_digits": clf.info.get("real_train_1000"),

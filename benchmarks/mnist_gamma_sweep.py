@@ -5,7 +5,8 @@
 
 Each run trains W1+W2 on the 6000 MNIST images of notebook 06 with the paper's model, T, h, lambda, L and prior at
 batch 64 (the first four at constant learning rates; the last two are the preset ``cpu_mnist`` with another
-seed, at gamma = 1 and at the paper's gamma = 0.1), and every ``eval_every`` iterations scores 500 samples (fixed prior seed 100,
+seed, at gamma = 1 and at the paper's gamma = 0.1), and every ``eval_every`` iterations scores 500 samples
+(fixed prior seed 100,
 h = 1) with the classifier: confident fraction, Frechet distance, the class histogram, the number of digits with
 at least 1 % of the samples, and the share of the most frequent digit. It also tracks an exponential moving average
 (EMA, decay 0.998) of U's weights, a common remedy for GAN oscillation, scored the same way.
@@ -30,11 +31,12 @@ from pathlib import Path
 
 import torch
 
+from proxflow_edu.config import PRESETS, FlowConfig
 from proxflow_edu.data import sample_prior
 from proxflow_edu.flow import euler_flow
 from proxflow_edu.mnist.classifier import load_classifier, score_samples
 from proxflow_edu.mnist.data import load_mnist
-from proxflow_edu.train import PRESETS, FlowConfig, train
+from proxflow_edu.train import train
 
 OUT = Path(__file__).with_name("mnist_gamma_sweep.json")
 RECORDS = Path(__file__).with_name("mnist_gamma_sweep_records.json.txt")
@@ -86,7 +88,8 @@ def run(name: str, eval_every: int, data_root: str) -> dict:
     t0 = time.perf_counter()
     res = train(config, data, progress=False, callback=callback)
     return {"name": name, "overrides": RUNS[name], "ema_decay": EMA_DECAY, "iterations": res.iterations_done,
-            "diverged_at": res.diverged_at, "seconds": round(time.perf_counter() - t0), "threads": torch.get_num_threads(),
+            "diverged_at": res.diverged_at, "seconds": round(time.perf_counter() - t0),
+            "threads": torch.get_num_threads(),
             "records": state["records"]}
 
 
@@ -104,9 +107,11 @@ def summarise(r: dict) -> dict:
 def summary(stored: dict) -> None:
     for name, r in stored.items():
         last = r["records"][-1]
-        print(f"{name:18s} {r['iterations']:5d} it  gamma {r['overrides']['gp_weight']:<4g} lr_U {r['overrides']['lr_potential']:g}: "
+        print(f"{name:18s} {r['iterations']:5d} it  gamma {r['overrides']['gp_weight']:<4g} "
+              f"lr_U {r['overrides']['lr_potential']:g}: "
               f"digits >= 1 % per checkpoint {[x['U']['digits_ge_1pct'] for x in r['records']]}; last: max share "
-              f"{last['U']['max_share']:.2f}, confident {last['U']['confident']:.2f}, Frechet {last['U']['frechet']:.0f} | "
+              f"{last['U']['max_share']:.2f}, confident {last['U']['confident']:.2f}, "
+              f"Frechet {last['U']['frechet']:.0f} | "
               f"EMA: {last['U_ema']['digits_ge_1pct']} digits, confident {last['U_ema']['confident']:.2f}")
 
 

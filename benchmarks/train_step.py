@@ -154,7 +154,8 @@ def main() -> None:
         plain = time_port(config, data, iters, *plain_nets)
         results[name] = {"proxflow_edu_s_per_iter": round(ours, 4), "original_port_s_per_iter": round(original, 4),
                          "plain_port_s_per_iter": round(plain, 4),
-                         "ratio_to_original_port": round(ours / original, 3), "ratio_to_plain_port": round(ours / plain, 3),
+                         "ratio_to_original_port": round(ours / original, 3),
+                         "ratio_to_plain_port": round(ours / plain, 3),
                          "iters_timed": iters, "batch_size": config.batch_size, "disc_steps": config.disc_steps,
                          "euler_steps": config.n_steps, "threads": torch.get_num_threads()}
         print(name, results[name], flush=True)

@@ -156,7 +156,8 @@ def evaluate_mnist(run_dir: Path, n: int, seed: int) -> dict[str, Any]:
                 out["R_HJ"] = round(diagnostics.hj_residual(r.sampling_potential, path.states, h, c.lam), 5)
                 out["R_HJ_centred"] = round(diagnostics.hj_residual(r.sampling_potential, path.states, h, c.lam,
                                                                     centered=True), 5)
-                out["R_T"] = round(diagnostics.terminal_error(r.sampling_potential, r.discriminator, path.final, c.T), 5)
+                r_t = diagnostics.terminal_error(r.sampling_potential, r.discriminator, path.final, c.T)
+                out["R_T"] = round(r_t, 5)
     moved = (finals[f"h1_{MNIST_FINE}"] - x0).flatten(1).norm(dim=1).mean()
     out["step_change"] = round(float((finals["h1"] - finals[f"h1_{MNIST_FINE}"]).flatten(1).norm(dim=1).mean()
                                      / moved), 5)

@@ -107,7 +107,8 @@ def _files(folder: Path, patterns: tuple[str, ...], recursive: bool = False) -> 
 
 def execution_inputs() -> list[Path]:
     """What the notebooks' outputs depend on besides their code cells: the package and the shipped checkpoints."""
-    return _files(ROOT / "proxflow_edu", ("*.py",), recursive=True) + _files(ROOT / "checkpoints", ("*",), recursive=True)
+    return (_files(ROOT / "proxflow_edu", ("*.py",), recursive=True)
+            + _files(ROOT / "checkpoints", ("*",), recursive=True))
 
 
 def input_files() -> list[Path]:

@@ -47,13 +47,15 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from proxflow_edu import algorithm, diagnostics, metrics, plotting
+from proxflow_edu import algorithm, diagnostics, metrics
+from proxflow_edu.course import plotting
 from proxflow_edu.algorithm import discriminator_step, potential_step
 from proxflow_edu.data import sample_prior, sample_toy
 from proxflow_edu.flow import euler_flow
 from proxflow_edu.objectives import kinetic_energy
-from proxflow_edu.train import FlowConfig, build_networks, train
-from proxflow_edu.parameters import check_parameters, parameter_defaults
+from proxflow_edu.config import FlowConfig
+from proxflow_edu.train import build_networks, train
+from proxflow_edu.course.parameters import check_parameters, parameter_defaults
 
 # %% tags=["parameters"]
 SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"

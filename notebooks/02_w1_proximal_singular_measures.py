@@ -45,12 +45,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from proxflow_edu import objectives, plotting
+from proxflow_edu import objectives
+from proxflow_edu.course import plotting
 from proxflow_edu.config import FlowConfig
 from proxflow_edu.diagnostics import discriminator_slope
 from proxflow_edu.nets import MLPDiscriminator, input_gradient
 from proxflow_edu.train import fit_discriminator as fit_discriminator_steps
-from proxflow_edu.parameters import check_parameters, parameter_defaults
+from proxflow_edu.course.parameters import check_parameters, parameter_defaults
 
 # %% tags=["parameters"]
 SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"

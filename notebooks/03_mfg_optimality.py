@@ -41,13 +41,15 @@ import os
 import matplotlib.pyplot as plt
 import torch
 
-from proxflow_edu import diagnostics, metrics, plotting
+from proxflow_edu import diagnostics, metrics
+from proxflow_edu.course import plotting
 from proxflow_edu.data import sample_toy
 from proxflow_edu.flow import euler_flow, velocity
 from proxflow_edu.nets import input_gradient
 from proxflow_edu.objectives import kinetic_energy
-from proxflow_edu.train import FlowConfig, train
-from proxflow_edu.parameters import check_parameters, parameter_defaults
+from proxflow_edu.config import FlowConfig
+from proxflow_edu.train import train
+from proxflow_edu.course.parameters import check_parameters, parameter_defaults
 
 # %% tags=["parameters"]
 SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"

@@ -101,13 +101,15 @@ import torch
 from IPython.display import Markdown, display
 from tqdm.auto import tqdm
 
-from proxflow_edu import metrics, plotting
+from proxflow_edu import metrics
+from proxflow_edu.course import plotting
 from proxflow_edu.data import embedding, project_to_plane, sample_toy
 from proxflow_edu.diagnostics import chord_kinetic_energy, path_kinetic_energy, terminal_error
 from proxflow_edu.diagnostics import discriminator_slope  # |grad phi(x)| per sample: phi's actual local Lipschitz constant
 from proxflow_edu.flow import euler_flow
-from proxflow_edu.train import FlowConfig, train
-from proxflow_edu.parameters import check_parameters, parameter_defaults
+from proxflow_edu.config import FlowConfig
+from proxflow_edu.train import train
+from proxflow_edu.course.parameters import check_parameters, parameter_defaults
 
 # %% tags=["parameters"]
 SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"

@@ -40,8 +40,8 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from proxflow_edu import FlowConfig, checkpoint
-from proxflow_edu.config import OFF
+from proxflow_edu import checkpoint
+from proxflow_edu.config import OFF, FlowConfig
 from proxflow_edu.data import sample_prior
 from proxflow_edu.diagnostics import (chord_kinetic_energy, discretization_gap, discriminator_slope, hj_residual,
                                       path_kinetic_energy, terminal_error)
@@ -52,8 +52,8 @@ from proxflow_edu.mnist.nets import CNNDiscriminator, CNNPotential
 from proxflow_edu.nets import count_parameters, input_gradient
 from proxflow_edu.objectives import kinetic_energy
 from proxflow_edu.train import DivergedRunWarning, train
-from proxflow_edu.plotting import image_grid, plot_history, small_multiples
-from proxflow_edu.parameters import check_parameters, parameter_defaults
+from proxflow_edu.course.plotting import image_grid, plot_history, small_multiples
+from proxflow_edu.course.parameters import check_parameters, parameter_defaults
 
 torch.set_num_threads(1)  # one intra-op thread: on a shared 2-core machine this is the fastest setting for small batches
 

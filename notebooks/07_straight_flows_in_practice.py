@@ -55,13 +55,15 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from proxflow_edu import checkpoint, diagnostics, metrics, plotting, wellposed
+from proxflow_edu import checkpoint, diagnostics, metrics, wellposed
+from proxflow_edu.course import plotting
 from proxflow_edu.config import OFF
 from proxflow_edu.data import project_to_plane, sample_toy
 from proxflow_edu.diagnostics import hj_residual_pointwise
 from proxflow_edu.flow import euler_flow, velocity
-from proxflow_edu.parameters import check_parameters, parameter_defaults
-from proxflow_edu.train import FlowConfig, train
+from proxflow_edu.course.parameters import check_parameters, parameter_defaults
+from proxflow_edu.config import FlowConfig
+from proxflow_edu.train import train
 
 # %% tags=["parameters"]
 SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"
@@ -306,7 +308,7 @@ display(Markdown(
     + "; ".join([compare("ke_chord_train", "KE/chord at N = 5"), compare("w2_N1", "W2/floor at N = 1", ".2f"),
                  compare("w2_N2", "W2/floor at N = 2", ".2f"), compare("w2_N5", "at N = 5", ".2f"),
                  compare("step_change", "step change"), compare("off_train", "off-plane at N = 5"),
-                 compare(f"off_fine", f"off-plane at N = {fine_steps}")])
+                 compare("off_fine", f"off-plane at N = {fine_steps}")])
     + f". The paper-faithful flow's centred HJ residual is {a['hj_between'] / max(a['hj_grid'], 1e-12):.2f}× as "
       f"large between the grid times as on them (well-posed: {b['hj_between'] / max(b['hj_grid'], 1e-12):.2f}×)."))
 

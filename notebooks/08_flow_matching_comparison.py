@@ -137,14 +137,16 @@ from flow_matching.solver import ODESolver
 from IPython.display import Markdown, display
 from torch import Tensor, nn
 
-from proxflow_edu import checkpoint, diagnostics, metrics, plotting
+from proxflow_edu import checkpoint, diagnostics, metrics
+from proxflow_edu.course import plotting
 from proxflow_edu.data import embedding, sample_prior, sample_toy
 from proxflow_edu.flow import euler_flow
 from proxflow_edu.mnist.classifier import load_classifier, score_samples
 from proxflow_edu.mnist.data import load_mnist
 from proxflow_edu.nets import MLPPotential, count_parameters, input_gradient
-from proxflow_edu.parameters import check_parameters, parameter_defaults
-from proxflow_edu.train import FlowConfig, train
+from proxflow_edu.course.parameters import check_parameters, parameter_defaults
+from proxflow_edu.config import FlowConfig
+from proxflow_edu.train import train
 
 # %% tags=["parameters"]
 SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"

@@ -37,7 +37,6 @@
 
 # %%
 import itertools
-import math
 import os
 import time
 
@@ -46,12 +45,14 @@ import torch
 
 from IPython.display import Markdown, display
 
-from proxflow_edu import diagnostics, plotting
+from proxflow_edu import diagnostics
+from proxflow_edu.course import plotting
 from proxflow_edu.data import sample_toy
 from proxflow_edu.flow import euler_flow
 from proxflow_edu.objectives import lipschitz_kl_dual
-from proxflow_edu.parameters import check_parameters, parameter_defaults
-from proxflow_edu.train import FlowConfig, train
+from proxflow_edu.course.parameters import check_parameters, parameter_defaults
+from proxflow_edu.config import FlowConfig
+from proxflow_edu.train import train
 
 # %% tags=["parameters"]
 SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"

@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 
 from . import checkpoint
+from .config import PRESETS, FlowConfig
 from .data import TOY_DATASETS, sample_toy
 from .flow import num_steps
-from .config import PRESETS, FlowConfig
+from .mnist.data import load_mnist
 from .train import DivergedRunWarning, train
 
 
@@ -30,7 +31,6 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 def _load_data(dataset: str, n: int, dim: int, seed: int, data_root: str) -> torch.Tensor:
     if dataset == "mnist":
-        from .mnist.data import load_mnist
         return load_mnist(data_root, train=True, n=n, seed=seed)
     return sample_toy(dataset, n, dim=dim, seed=seed)
 
@@ -38,7 +38,8 @@ def _load_data(dataset: str, n: int, dim: int, seed: int, data_root: str) -> tor
 def _check_args(args: argparse.Namespace) -> None:
     """Raise ValueError naming the first invalid argument (the config fields are checked by FlowConfig)."""
     if args.command == "sample":
-        checks = [("--n", args.n, args.n >= 1, "an integer >= 1"), ("--seed", args.seed, args.seed >= 0, "an integer >= 0"),
+        checks = [("--n", args.n, args.n >= 1, "an integer >= 1"),
+                  ("--seed", args.seed, args.seed >= 0, "an integer >= 0"),
                   ("--h", args.h, args.h is None or args.h > 0, "> 0")]
     else:
         checks = [("--dim", args.dim, args.dim >= 2, "an integer >= 2"),

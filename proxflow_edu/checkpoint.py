@@ -1,7 +1,7 @@
 """Save and load trained flows: atomic writes, ``weights_only=True`` loads, config stored with the weights.
 
 A run directory holds ``model.pt`` (state dicts + config + run facts: device, iterations, wall time; the
-optimiser and generator states that let ``train(..., resume_from=run_dir)`` continue it; plain tensors and
+optimiser and generator states that let ``train(..., resume_from=load(run_dir))`` continue it; plain tensors and
 primitives only) and ``history.json`` (a readable copy of the training curves).
 Format 2 is the layout of ``proxflow_edu.nets`` / ``proxflow_edu.mnist.nets``; ``scripts/convert_checkpoints.py``
 converts a format-1 run once.
@@ -9,42 +9,20 @@ converts a format-1 run once.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import Any
 
 import torch
 
-from .config import FlowConfig
+from .config import OFF, FlowConfig
 from .train import TrainingState, TrainResult, build_networks
+from .utils import atomic_write
 
 FORMAT_VERSION = 2
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated, corrupted or of an unknown format."""
-
-
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any], mode: int = 0o644) -> Path:
-    """Call ``write(f)`` on a temporary file in ``path``'s folder, fsync it and rename it over ``path``.
-
-    Readers see the old file or the new one, never a half-written one; a failed write leaves no temporary file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save(result: TrainResult, run_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
@@ -93,7 +71,8 @@ def load(run: str | Path, device: str = "cpu") -> TrainResult:
     if version != FORMAT_VERSION:
         raise CheckpointError(f"{path} is not a proxflow_edu checkpoint of format {FORMAT_VERSION}")
     try:
-        config = FlowConfig.from_dict({**payload["config"], "device": device})
+        # a config saved before a well-posedness option existed describes a run trained without it
+        config = FlowConfig.from_dict({**OFF, **payload["config"], "device": device})
         event_shape = tuple(payload["event_shape"])
         potential, discriminator = build_networks(config, event_shape)
         potential.load_state_dict(payload["potential"])

@@ -12,10 +12,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-def seeded_generator(seed: int | None) -> torch.Generator:
-    g = torch.Generator()
-    g.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
-    return g
+from .utils import seeded_generator
 
 
 def _8gaussians(n: int, g: torch.Generator) -> Tensor:

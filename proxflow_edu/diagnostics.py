@@ -8,6 +8,8 @@
 * the discretisation gap: the same prior samples pushed with step h and with a finer step
 * the slope |grad phi| of the discriminator, against the Lipschitz bound L of (7)
 """
+# R_HJ and R_T are built on mfg.hj_residual_pointwise (re-exported here) and mfg.terminal_gap_pointwise, the
+# same quantities the penalties of proxflow_edu.wellposed use.
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,17 +19,14 @@ import torch
 from torch import Tensor
 
 from .flow import Potential, euler_flow
+from .mfg import hj_residual_pointwise, terminal_gap_pointwise
 from .nets import input_gradient
+from .objectives import kinetic_energy
 
 
 def path_kinetic_energy(path: Tensor, h: float) -> Tensor:
-    """KE_h from positions: (1/M) sum_i sum_n |x_{n+1} - x_n|^2 / (2h); equals ``objectives.kinetic_energy`` for Euler paths.
-
-    Args:
-        path: (N+1, M, *event).
-    """
-    inc = (path[1:] - path[:-1]).flatten(2)
-    return inc.pow(2).sum(dim=2).sum(dim=0).mean() / (2 * h)
+    """KE_h from positions (N+1, M, *event): (1/M) sum_i sum_n |x_{n+1} - x_n|^2 / (2h)."""
+    return kinetic_energy((path[1:] - path[:-1]) / h, h)
 
 
 def chord_kinetic_energy(path: Tensor, T: float) -> Tensor:
@@ -36,44 +35,20 @@ def chord_kinetic_energy(path: Tensor, T: float) -> Tensor:
 
 
 def straightness(path: Tensor) -> float:
-    """sum_i (path length)_i / sum_i |x_N^i - x_0^i|  - 1: 0 for straight paths, > 0 for curved ones.
-
-    Args:
-        path: (N+1, M, *event).
-    """
+    """sum_i (path length)_i / sum_i |x_N^i - x_0^i| - 1 of a path (N+1, M, *event): 0 for straight paths."""
     length = (path[1:] - path[:-1]).flatten(2).norm(dim=2).sum()
     chord = (path[-1] - path[0]).flatten(1).norm(dim=1).sum()
     return float(length / chord.clamp_min(1e-12) - 1)
 
 
-def time_derivative(potential: Potential, x: Tensor, t: float) -> Tensor:
-    """d_t U(x, t) per sample, shape (M,), by autograd in t (zero for a time-independent U)."""
-    with torch.enable_grad():
-        tt = torch.full((x.shape[0],), float(t), dtype=x.dtype, device=x.device, requires_grad=True)
-        u = potential(x.detach(), tt)
-        if not u.requires_grad:
-            return torch.zeros_like(tt).detach()
-        (gt,) = torch.autograd.grad(u.sum(), tt, allow_unused=True)
-    return torch.zeros_like(tt).detach() if gt is None else gt
-
-
-def hj_residual_pointwise(potential: Potential, x: Tensor, t: float, lam: float) -> Tensor:
-    """d_t U(x, t) - |grad_x U(x, t)|^2 / (2 lambda), shape (M,). Zero for a solution of the HJ equation (20)."""
-    grad_x = input_gradient(potential, x, t)
-    return time_derivative(potential, x, t) - grad_x.flatten(1).pow(2).sum(dim=1) / (2 * lam)
-
-
 def hj_residual(potential: Potential, path: Tensor, h: float, lam: float, centered: bool = False) -> float:
     """R_HJ = h sum_{n<N} (1/M) sum_i |d_t U - |grad U|^2/(2 lambda)| at (x_n^i, t_n)   (43).
 
-    Args:
-        potential: U(x, t).
-        path: (N+1, M, *event) states of a generated path; the last state is not used.
-        h: step of the path; lam: lambda.
-        centered: subtract, at each t_n, the mean residual over the particles. Training only sees
-            grad_x U, so U + c(t) is as good as U while its residual is off by c'(t); the centred value
-            ignores that time-only drift.
+    ``path``: (N+1, M, *event) states of a generated path with step h (the last state is not used).
+    ``centered``: subtract, at each t_n, the mean residual over the particles.
     """
+    # Training only sees grad_x U, so U + c(t) is as good as U while its residual is off by c'(t); the centred
+    # value ignores that time-only drift.
     total = torch.zeros(())
     for n in range(path.shape[0] - 1):
         r = hj_residual_pointwise(potential, path[n], n * h, lam)
@@ -86,50 +61,34 @@ def terminal_error(potential: Potential, discriminator: Callable[[Tensor], Tenso
 
     Gradients are compared because U(., T) = phi* holds only up to a constant.
     """
-    gap = input_gradient(potential, x_T, T) - input_gradient(discriminator, x_T)
-    return float(gap.flatten(1).pow(2).sum(dim=1).mean().sqrt())
+    return float(terminal_gap_pointwise(potential, discriminator, x_T, T).mean().sqrt())
 
 
 def straight_line_path(discriminator: Callable[[Tensor], Tensor], x_T: Tensor, times: Tensor, T: float,
                        lam: float) -> Tensor:
-    """The MFG prediction (29): x(t) = x(T) + ((T - t)/lambda) grad phi*(x(T)).
+    """The MFG prediction (29) x(t) = x(T) + ((T - t)/lambda) grad phi*(x(T)), phi taken as phi*.
 
-    Args:
-        discriminator: phi (taken as phi*).
-        x_T: (M, *event) end points.
-        times: (K,) times in [0, T].
-
-    Returns:
-        (K, M, *event) predicted positions.
+    For end points x_T (M, *event) and times (K,) in [0, T]: the predicted positions (K, M, *event).
     """
     shape = (-1,) + (1,) * x_T.dim()
     return x_T.detach() + ((T - times.to(x_T)).reshape(shape) / lam) * input_gradient(discriminator, x_T)
 
 
 def discriminator_slope(discriminator: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    """|grad_x phi(x)| per sample, shape (n,): phi's actual local Lipschitz constant at x.
-
-    The penalty (41) is soft, so this can exceed L; compare it with L to see whether the W1 bound of
-    (7) is really in force (a phi with slope k L acts like the Lipschitz-kL divergence).
-    """
+    """|grad_x phi(x)| per sample, shape (n,): phi's actual local Lipschitz constant at x."""
+    # The penalty (41) is soft, so this can exceed L; compare it with L to see whether the W1 bound of (7) is really
+    # in force (a phi with slope k L acts like the Lipschitz-kL divergence).
     return input_gradient(discriminator, x).flatten(1).norm(dim=1)
 
 
 @dataclass
 class DiscretizationGap:
-    """Same prior samples pushed at a coarse step h and a fine step h_fine.
+    """Same prior samples pushed at a coarse step h and a fine step h_fine."""
 
-    Attributes:
-        mean_distance: mean_i |x_T^h - x_T^fine|.
-        relative: mean_distance / mean_i |x_T^fine - x_0|, the change relative to how far samples move.
-        rms: sqrt(mean over all coordinates of (x_T^h - x_T^fine)^2) (RMS pixel change for images).
-        x_coarse, x_fine: (M, *event) the two sets of samples.
-    """
-
-    mean_distance: float
-    relative: float
-    rms: float
-    x_coarse: Tensor
+    mean_distance: float  # mean_i |x_T^h - x_T^fine|
+    relative: float       # mean_distance / mean_i |x_T^fine - x_0|: the change relative to how far samples move
+    rms: float            # sqrt(mean over all coordinates of (x_T^h - x_T^fine)^2) (RMS pixel change for images)
+    x_coarse: Tensor      # (M, *event) the two sets of samples
     x_fine: Tensor
 
 

@@ -1,17 +1,13 @@
-"""Networks U_theta(x, t) and phi_omega(x), and the one way to take their gradient in x.
+"""Networks U_theta(x, t) -> (M,) and phi_omega(x) -> (M,) for x (M, *event), and the one gradient path.
 
-Every network maps a batch to one scalar per sample: ``U(x, t)`` has shape ``(M,)`` for ``x`` of shape
-``(M, *event_shape)`` and ``t`` a float or a tensor of shape ``(M,)``; ``phi(x)`` has shape ``(M,)``.
-
-The flow needs grad_x U and the gradient penalty needs grad_x phi, both inside a loss that is
-back-propagated to the weights. :func:`input_gradient` is the one place that computes them. A
-:class:`ScalarNetwork` answers it with its :meth:`~ScalarNetwork.input_gradient` method, which is autograd
-by default; a network with a hand-written backward (the MLPs here, the CNNs in ``proxflow_edu.mnist``)
-overrides that method next to its forward. Any other callable goes through autograd.
-
-The toy networks are the paper's (method.md §8): a tanh MLP potential ``(d+1) -> 48^5 -> 1`` (smooth,
-so that the HJ residual and the Hopf-Lax paths are meaningful) and a ReLU MLP discriminator ``d -> 48^3 -> 1``.
+:func:`input_gradient` (grad_x) and :func:`space_time_gradient` (grad_x U, d_t U) are the one place that computes
+them; a :class:`ScalarNetwork` answers with its own methods, any other callable goes through autograd.
 """
+# The flow needs grad_x U and the gradient penalty grad_x phi, both inside a loss back-propagated to the weights.
+# ScalarNetwork's methods are autograd by default; a network with a hand-written backward (the MLPs here, the CNNs
+# in proxflow_edu.mnist) overrides them next to its forward. The toy networks are the paper's (method.md §8): a tanh
+# MLP potential (d+1) -> 48^5 -> 1 (smooth, so that the HJ residual and the Hopf-Lax paths are meaningful) and a
+# ReLU MLP discriminator d -> 48^3 -> 1.
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -31,15 +27,19 @@ def autograd_input_gradient(f: Callable[..., Tensor], x: Tensor, *cond: float | 
 
 
 class ScalarNetwork(nn.Module):
-    """A network with one scalar output per sample, ``f(x, *cond) -> (M,)``, that knows its input gradient."""
+    """A network with one scalar output per sample, ``f(x, *cond) -> (M,)``, that knows its input gradient.
+
+    Autograd here; subclasses with a hand-written backward override the two gradient methods next to their forward.
+    With ``create_graph`` the results are differentiable w.r.t. the weights (training); without it no graph is kept.
+    """
 
     def input_gradient(self, x: Tensor, *cond: float | Tensor, create_graph: bool = False) -> Tensor:
-        """grad_x f(x, *cond), shape like x. Autograd here; subclasses override it with an explicit backward.
-
-        With ``create_graph`` the result is differentiable w.r.t. the weights (training); without it no
-        graph is kept (sampling, diagnostics).
-        """
+        """grad_x f(x, *cond), shape like x."""
         return autograd_input_gradient(self, x, *cond, create_graph=create_graph)
+
+    def space_time_gradient(self, x: Tensor, t: Tensor, create_graph: bool = False) -> tuple[Tensor, Tensor]:
+        """(grad_x U(x, t), d_t U(x, t)), shapes like x and (M,), for a potential U and t of shape (M,)."""
+        return autograd_space_time_gradient(self, x, t, create_graph)
 
 
 def input_gradient(f: Callable[..., Tensor], x: Tensor, *cond: float | Tensor, create_graph: bool = False) -> Tensor:
@@ -47,6 +47,29 @@ def input_gradient(f: Callable[..., Tensor], x: Tensor, *cond: float | Tensor, c
     if isinstance(f, ScalarNetwork):
         return f.input_gradient(x, *cond, create_graph=create_graph)
     return autograd_input_gradient(f, x, *cond, create_graph=create_graph)
+
+
+def autograd_space_time_gradient(potential: Callable[[Tensor, Tensor], Tensor], x: Tensor, t: Tensor,
+                                 create_graph: bool = False) -> tuple[Tensor, Tensor]:
+    """(grad_x U, d_t U) by autograd; d_t U = 0 for a U that does not depend on t."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        t = t.detach().to(x).requires_grad_(True)
+        grad_x, d_t = torch.autograd.grad(potential(x, t).sum(), (x, t), create_graph=create_graph, allow_unused=True)
+    return grad_x, torch.zeros_like(t) if d_t is None else d_t
+
+
+def space_time_gradient(potential: Callable[[Tensor, Tensor], Tensor], x: Tensor, t: float | Tensor,
+                        create_graph: bool = False) -> tuple[Tensor, Tensor]:
+    """(grad_x U(x, t), d_t U(x, t)), shapes like x and (M,): the one path to both derivatives of a potential.
+
+    A :class:`ScalarNetwork` answers with its own method (an explicit backward where it has one), any other
+    callable through autograd. ``t`` is a float or a tensor of shape (M,).
+    """
+    t = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(x.shape[0])
+    if isinstance(potential, ScalarNetwork):
+        return potential.space_time_gradient(x, t, create_graph)
+    return autograd_space_time_gradient(potential, x, t, create_graph)
 
 
 def init_glorot(module: nn.Module) -> None:
@@ -64,6 +87,12 @@ def time_column(t: float | Tensor, x: Tensor) -> Tensor:
     return t.expand(x.shape[0]).reshape(-1, 1) if t.dim() == 0 else t.reshape(-1, 1)
 
 
+# (width, depth) of the hidden layers per architecture (method.md §7-§8): the toy MLPs and the CNNs' MLP heads
+NETWORK_SIZES: dict[str, dict[str, tuple[int, int]]] = {
+    "mlp": {"potential": (48, 5), "discriminator": (48, 3)},
+    "mnist_cnn": {"potential": (512, 3), "discriminator": (256, 3)},
+}
+
 # name -> (sigma, sigma' as a function of (z, sigma(z))): tanh' = 1 - tanh^2; relu' = 1[z > 0] (0 at 0, as in
 # autograd); softplus' = sigmoid (a smooth ReLU: C^infinity, so grad_x U is C^1 and its HJ residual is defined)
 ACTIVATIONS: dict[str, tuple[Callable[[Tensor], Tensor], Callable[[Tensor, Tensor], Tensor]]] = {
@@ -74,14 +103,14 @@ ACTIVATIONS: dict[str, tuple[Callable[[Tensor], Tensor], Callable[[Tensor, Tenso
 
 
 class MLP(nn.Module):
-    """``sizes[0] -> ... -> sizes[-1] = 1`` with tanh, ReLU or softplus, and its input gradient by a hand-written backward.
+    """``sizes[0] -> ... -> sizes[-1] = 1`` with tanh, ReLU or softplus; its input gradient by a hand-written backward.
 
-    Training differentiates through grad_x U (and the gradient penalty through grad_x phi). Written as
-    ordinary tensor operations, g_{k-1} = (g_k * sigma'(z_k)) W_k, the input gradient has the values autograd
-    would give, but the weight update then needs first-order autograd only and sampling none: about twice
-    as fast on a CPU for these small networks. Initialised by its owner (so that the random stream is the
-    same as for the equivalent ``nn.Sequential``).
+    Initialised by its owner (so that the random stream is the same as for the equivalent ``nn.Sequential``).
     """
+    # Training differentiates through grad_x U (and the gradient penalty through grad_x phi). Written as ordinary
+    # tensor operations, g_{k-1} = (g_k * sigma'(z_k)) W_k, the input gradient has the values autograd would give,
+    # but the weight update then needs first-order autograd only and sampling none: about twice as fast on a CPU
+    # for these small networks.
 
     def __init__(self, sizes: Sequence[int], activation: str) -> None:
         super().__init__()
@@ -117,11 +146,11 @@ class MLPPotential(ScalarNetwork):
 
     Args:
         dim: data dimension d.
-        width: hidden units per layer (paper: 48).
-        depth: number of hidden layers (paper: 5).
+        width, depth: hidden units per layer and hidden layers (paper: 48 and 5, :data:`NETWORK_SIZES`).
     """
 
-    def __init__(self, dim: int, width: int = 48, depth: int = 5) -> None:
+    def __init__(self, dim: int, width: int = NETWORK_SIZES["mlp"]["potential"][0],
+                 depth: int = NETWORK_SIZES["mlp"]["potential"][1]) -> None:
         super().__init__()
         self.dim = dim
         self.net = MLP([dim + 1, *[width] * depth, 1], "tanh")
@@ -136,11 +165,18 @@ class MLPPotential(ScalarNetwork):
         with torch.set_grad_enabled(create_graph):
             return self.net.backward_input(torch.cat([x, time_column(t, x)], dim=1))[:, : self.dim]
 
+    def space_time_gradient(self, x: Tensor, t: Tensor, create_graph: bool = False) -> tuple[Tensor, Tensor]:
+        """(grad_x U, d_t U) from one explicit backward: the input is (x, t), so both are columns of it."""
+        with torch.set_grad_enabled(create_graph):
+            g = self.net.backward_input(torch.cat([x, time_column(t, x)], dim=1))
+        return g[:, : self.dim], g[:, self.dim]
+
 
 class MLPDiscriminator(ScalarNetwork):
     """phi_omega(x) for x in R^d: a ReLU MLP (paper: d -> 48^3 -> 1)."""
 
-    def __init__(self, dim: int, width: int = 48, depth: int = 3) -> None:
+    def __init__(self, dim: int, width: int = NETWORK_SIZES["mlp"]["discriminator"][0],
+                 depth: int = NETWORK_SIZES["mlp"]["discriminator"][1]) -> None:
         super().__init__()
         self.dim = dim
         self.net = MLP([dim, *[width] * depth, 1], "relu")

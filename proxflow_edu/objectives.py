@@ -4,11 +4,13 @@
   D^L_KL(P || Q) = sup_{Lip(phi) <= L} { E_P[phi] - log E_Q[e^phi] }   (7), KL case,
   with P = rho_T (generated) and Q = pi (data); the bound is imposed softly by the one-sided
   gradient penalty (41).
-* W2 proximal: the kinetic energy of the Euler path, KE_h = (1/M) sum_i sum_n h |v_n^i|^2 / 2, in (42).
+* W2 proximal: the kinetic energy of the Euler path, KE_h = (1/M) sum_i sum_n h |v_n^i|^2 / 2, in (42);
+  the one kinetic energy of the package (uniform and non-uniform grids, velocities or positions).
 """
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -16,22 +18,14 @@ from torch.nn import functional as F
 
 
 def log_mean_exp(values: Tensor) -> Tensor:
-    """log( (1/M) sum_j exp(values_j) ), computed stably (logsumexp - log M).
-
-    The authors' naive log(mean(exp)) overflows in float32 once |phi| > ~88 (§6 d6).
-    """
+    """log( (1/M) sum_j exp(values_j) ), computed stably (logsumexp - log M)."""
+    # the authors' naive log(mean(exp)) overflows in float32 once |phi| > ~88 (§6 d6)
     return torch.logsumexp(values, dim=0) - math.log(values.shape[0])
 
 
 def lipschitz_kl_dual(phi_generated: Tensor, phi_target: Tensor) -> Tensor:
-    """Minibatch DV estimate  mean_i phi(x_N^i) - log mean_j exp(phi(y^j))  (40).
-
-    It is the Lipschitz-regularised KL when phi is L-Lipschitz, the plain KL dual otherwise.
-
-    Args:
-        phi_generated: (M,) values phi(x) on generated samples (P = rho_T).
-        phi_target: (M',) values phi(y) on data samples (Q = pi).
-    """
+    """Minibatch DV estimate  mean_i phi(x_N^i) - log mean_j exp(phi(y^j))  (40), for phi (M,) on generated
+    samples (P = rho_T) and (M',) on data (Q = pi): the Lipschitz-regularised KL when phi is L-Lipschitz."""
     return phi_generated.mean() - log_mean_exp(phi_target)
 
 
@@ -57,22 +51,22 @@ def interpolates(x_generated: Tensor, x_target: Tensor, generator: torch.Generat
 def gradient_penalty(grad_phi: Tensor, L: float) -> Tensor:
     """GP = mean_i relu(|grad phi(x_hat^i)|^2 - L^2), one-sided, on the squared norm (41).
 
-    Args:
-        grad_phi: (M, *event) grad_x phi at the interpolates x_hat (:func:`interpolates`).
-        L: Lipschitz bound.
+    ``grad_phi``: (M, *event) grad_x phi at the interpolates x_hat (:func:`interpolates`); L: the Lipschitz bound.
     """
     sq_norm = grad_phi.flatten(1).pow(2).sum(dim=1)
     return F.relu(sq_norm - L**2).mean()
 
 
-def kinetic_energy(velocities: Tensor, h: float) -> Tensor:
-    """KE_h = (1/M) sum_i sum_n h |v_n^i|^2 / 2, the discrete Benamou-Brenier action of an Euler path.
+def kinetic_energy(velocities: Tensor, h: float | Sequence[float]) -> Tensor:
+    """KE_h = (1/M) sum_i sum_n h_n |v_n^i|^2 / 2, the discrete Benamou-Brenier action of an Euler path (42).
 
-    Args:
-        velocities: (N, M, *event) the v_n used in the Euler steps (not re-evaluated at x_{n+1}, §6 a).
-        h: step size.
-
-    Returns:
-        0-d tensor, differentiable if ``velocities`` is.
+    ``velocities``: (N, M, *event) the v_n of the Euler steps (not re-evaluated at x_{n+1}, §6 a); ``h``: the step,
+    or the N steps h_n = t_{n+1} - t_n of the path's grid (``EulerPath.steps``). 0-d, differentiable.
     """
-    return 0.5 * h * velocities.flatten(2).pow(2).sum(dim=2).sum(dim=0).mean()
+    sq = velocities.flatten(2).pow(2).sum(dim=2)  # (N, M): |v_n^i|^2
+    if not isinstance(h, (int, float)):
+        steps = torch.tensor(h, dtype=sq.dtype, device=sq.device)
+        if bool((steps != steps[0]).any()):  # a non-uniform grid: h_n inside the sum over n
+            return 0.5 * (steps[:, None] * sq).sum(dim=0).mean()
+        h = float(h[0])
+    return 0.5 * h * sq.sum(dim=0).mean()  # a uniform grid: h factored out, as (42) is written

@@ -13,7 +13,6 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
@@ -21,13 +20,11 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .algorithm import discriminator_step, potential_step
-from .config import ARCHS, PRESETS, VARIANTS, FlowConfig
+from .config import FlowConfig
 from .data import sample_prior
 from .flow import EulerPath, euler_flow
+from .mnist.nets import CNNDiscriminator, CNNPotential
 from .nets import MLPDiscriminator, MLPPotential
-
-__all__ = ["ARCHS", "PRESETS", "VARIANTS", "DivergedRunWarning", "FlowConfig", "TrainResult", "TrainingState",
-           "build_networks", "check_data", "fit_discriminator", "train"]
 
 
 class DivergedRunWarning(UserWarning):
@@ -43,7 +40,6 @@ def build_networks(config: FlowConfig, event_shape: tuple[int, ...]) -> tuple[nn
             potential: nn.Module = MLPPotential(event_shape[0], *potential_size)
             discriminator: nn.Module = MLPDiscriminator(event_shape[0], *discriminator_size)
         else:
-            from .mnist.nets import CNNDiscriminator, CNNPotential
             potential = CNNPotential(*potential_size, activation="softplus" if config.smooth_potential else "relu")
             discriminator = CNNDiscriminator(*discriminator_size)
     return potential.to(config.device), discriminator.to(config.device)
@@ -53,65 +49,48 @@ def check_data(data: Tensor, config: FlowConfig) -> Tensor:
     """Validate the training data for ``config.arch`` and return it as float32 on the config's device."""
     if not isinstance(data, Tensor):
         raise ValueError(f"data must be a torch.Tensor, got {type(data).__name__}")
-    if not data.is_floating_point():
-        raise ValueError(f"data must have a floating dtype, got dtype={data.dtype}")
-    if config.arch == "mlp" and (data.dim() != 2 or data.shape[1] < 1):
-        raise ValueError(f"data must have shape (n, d) for arch='mlp', got shape={tuple(data.shape)}")
-    if config.arch == "mnist_cnn" and tuple(data.shape[1:]) != (1, 28, 28):
-        raise ValueError(f"data must have shape (n, 1, 28, 28) for arch='mnist_cnn', got shape={tuple(data.shape)}")
-    if data.shape[0] < 1:
-        raise ValueError("data must hold at least one sample, got n=0")
-    if not torch.isfinite(data).all():
-        raise ValueError("data contains NaN or inf")
-    if config.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={config.device!r} requested but CUDA is not available")
+    event = {"mlp": "(n, d)", "mnist_cnn": "(n, 1, 28, 28)"}[config.arch]
+    shape_ok = data.dim() == 2 and data.shape[1] >= 1 if config.arch == "mlp" else tuple(data.shape[1:]) == (1, 28, 28)
+    for bad, message in ((not data.is_floating_point(), f"data must have a floating dtype, got dtype={data.dtype}"),
+                         (not shape_ok, f"data must have shape {event} for arch={config.arch!r}, "
+                                        f"got shape={tuple(data.shape)}"),
+                         (data.shape[0] < 1, "data must hold at least one sample, got n=0"),
+                         (not torch.isfinite(data).all(), "data contains NaN or inf"),
+                         (config.device.startswith("cuda") and not torch.cuda.is_available(),
+                          f"device={config.device!r} requested but CUDA is not available")):
+        if bad:
+            raise ValueError(message)
     return data.detach().to(device=config.device, dtype=torch.float32)
 
 
 @dataclass
 class TrainingState:
-    """What :func:`train` needs besides the weights and the history to continue a run bit for bit.
+    """What :func:`train` needs besides the weights and the history to continue a run bit for bit."""
 
-    Attributes:
-        optimizer_potential, optimizer_discriminator: the Adam state dicts.
-        generator: the state of the random generator that draws every prior sample, minibatch and interpolate.
-    """
-
-    optimizer_potential: dict[str, Any]
+    optimizer_potential: dict[str, Any]      # the Adam state dicts
     optimizer_discriminator: dict[str, Any]
-    generator: Tensor
+    generator: Tensor  # the state of the generator that draws every prior sample, minibatch and interpolate
 
 
 @dataclass
 class TrainResult:
-    """A trained (or stopped) flow.
+    """A trained (or stopped) flow: the networks, the config, the history and the facts of the run."""
 
-    Attributes:
-        potential: U_theta(x, t); discriminator: phi_omega(x).
-        config: the run's FlowConfig.
-        history: per logged iteration, lists of floats keyed by ``iteration``, ``time`` (s) and the fields of
-            :class:`~proxflow_edu.algorithm.DiscriminatorStep` and :class:`~proxflow_edu.algorithm.PotentialStep`.
-        diverged_at: the iteration at which training stopped because it diverged, else None.
-        divergence_reason: why it stopped (without the iteration, which is ``diverged_at``), else None.
-        iterations_done: completed potential updates.
-        wall_time: seconds spent in :func:`train`.
-        event_shape: the shape of one sample.
-        training_state: the optimiser and generator states after ``iterations_done`` iterations (saved with the
-            checkpoint, so that ``train(..., resume_from=run_dir)`` continues the run), or None.
-        potential_ema: the exponential moving average of U's weights (``config.ema_decay`` > 0), else None.
-            :meth:`flow` and :meth:`sample` use it (:attr:`sampling_potential`); ``potential`` keeps the raw weights.
-    """
-
-    potential: nn.Module
-    discriminator: nn.Module
+    potential: nn.Module      # U_theta(x, t), the raw weights
+    discriminator: nn.Module  # phi_omega(x)
     config: FlowConfig
+    # per logged iteration, lists of floats keyed by "iteration", "time" (s) and the fields of the two steps'
+    # DiscriminatorStep and PotentialStep (proxflow_edu.algorithm)
     history: dict[str, list[float]] = field(default_factory=dict)
-    diverged_at: int | None = None
-    divergence_reason: str | None = None
-    iterations_done: int = 0
-    wall_time: float = 0.0
-    event_shape: tuple[int, ...] = ()
+    diverged_at: int | None = None         # the iteration at which training stopped because it diverged
+    divergence_reason: str | None = None   # why it stopped (without the iteration)
+    iterations_done: int = 0               # completed potential updates
+    wall_time: float = 0.0                 # seconds spent in train()
+    event_shape: tuple[int, ...] = ()      # the shape of one sample
+    # the optimiser and generator states after iterations_done iterations (saved with the checkpoint, so that
+    # train(..., resume_from=checkpoint.load(run_dir)) continues the run)
     training_state: TrainingState | None = None
+    # the exponential moving average of U's weights (config.ema_decay > 0): flow() and sample() use it
     potential_ema: nn.Module | None = None
 
     @property
@@ -141,91 +120,41 @@ class TrainResult:
         return self.flow(n, seed, h).final
 
 
-def _lr_factor(config: FlowConfig) -> Callable[[int], float]:
-    if config.lr_schedule == "constant":
-        return lambda it: 1.0
-    low, n = config.lr_final_fraction, max(config.n_iters, 1)
-    return lambda it: low + (1 - low) * 0.5 * (1 + math.cos(math.pi * min(it, n) / n))
-
-
-@contextlib.contextmanager
-def _cpu_threads(config: FlowConfig) -> Iterator[None]:
-    """One intra-op thread for the toy MLPs on the CPU.
-
-    Their matrices (200 x 48) are too small to gain from threads, and when several processes share
-    the cores (a notebook kernel beside a test run), spinning OpenMP threads make a step 10x slower.
-    """
-    before = torch.get_num_threads()
-    if config.arch == "mlp" and config.device == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _adam(module: nn.Module, lr: float, config: FlowConfig) -> torch.optim.Adam:
-    # foreach: one vectorised update for all tensors instead of a Python loop over them
-    return torch.optim.Adam(module.parameters(), lr=lr, betas=config.adam_betas, foreach=True)
-
-
-Callback = Callable[[int, "TrainResult"], None]
+Callback = Callable[[int, TrainResult], None]
 
 
 def train(config: FlowConfig, data: Tensor, progress: bool = True, callback: Callback | None = None,
-          resume_from: str | Path | None = None) -> TrainResult:
-    """Train the flow of ``config`` on ``data`` (rows are samples of pi).
+          resume_from: TrainResult | None = None) -> TrainResult:
+    """Train the flow of ``config`` on ``data`` (n, d) or (n, 1, 28, 28) (rows are samples of pi).
 
-    Divergence (non-finite losses, gradients or samples, or a DV estimate above
-    ``config.max_divergence``) stops training without an exception: ``diverged_at`` and
-    ``divergence_reason`` are set and the weights from before the failing iteration are kept.
+    Divergence (non-finite values, or a DV estimate above ``config.max_divergence``) stops training without an
+    exception: ``diverged_at`` and ``divergence_reason`` are set and the weights from before that iteration are kept.
+    ``callback(iteration, result)`` runs after every history entry; it may add its own keys to ``result.history``
+    or save ``result`` (``checkpoint.save``). ``resume_from``, a run of the same config and data loaded with
+    ``checkpoint.load``, continues after its ``iterations_done`` iterations, bit for bit on the CPU.
 
-    Args:
-        config: the run's settings.
-        data: (n, d) for arch "mlp", (n, 1, 28, 28) for "mnist_cnn", floating, finite.
-        progress: show a tqdm bar.
-        callback: called as ``callback(iteration, result)`` after every history entry (also the one of a
-            diverged iteration); it may append its own keys to ``result.history`` (one value per call) or
-            save ``result`` as a snapshot (``checkpoint.save``). ``result.wall_time`` is up to date when it is called.
-        resume_from: a run directory saved by ``checkpoint.save`` during or after a run of the same ``config``
-            and data: training continues after its ``iterations_done`` iterations and gives the same weights and
-            history as an uninterrupted run (bit for bit on the CPU).
+    Example:
+        >>> train(FlowConfig(n_iters=10), sample_toy("8gaussians", 1000), progress=False).sample(5).shape
+        torch.Size([5, 2])
     """
     data = check_data(data, config)
-    c, dev, event_shape = config, config.device, tuple(data.shape[1:])
-    M, K = c.batch_size, c.disc_steps
+    c, event_shape = config, tuple(data.shape[1:])
     with _cpu_threads(c):
         potential, discriminator = build_networks(c, event_shape)
-        gen = torch.Generator(device=dev).manual_seed(c.seed)
+        gen = torch.Generator(device=c.device).manual_seed(c.seed)
         opt_u, opt_d = _adam(potential, c.lr_potential, c), _adam(discriminator, c.lr_discriminator, c)
         ema = copy.deepcopy(potential).requires_grad_(False) if c.ema_decay > 0 else None
         result = TrainResult(potential, discriminator, c, {}, event_shape=event_shape, potential_ema=ema)
         if resume_from is not None:
             _restore(result, resume_from, opt_u, opt_d, gen)
-        schedule = _lr_factor(c)
         params = [*potential.parameters(), *discriminator.parameters()]
         last_good = [p.detach().clone() for p in params]
         start = time.perf_counter() - result.wall_time
         bar = tqdm(range(result.iterations_done, c.n_iters), disable=not progress, desc=f"train {c.variant}",
                    leave=False, initial=result.iterations_done, total=c.n_iters)
         for it in bar:
-            for opt, lr in ((opt_u, c.lr_potential), (opt_d, c.lr_discriminator)):
-                for group in opt.param_groups:
-                    group["lr"] = lr * schedule(it)
-            # Algorithm 1. U is fixed during the K steps, so all K batches of x_N come from one graph-free pass.
-            x_gen = euler_flow(potential, sample_prior(c.prior, K * M, event_shape, gen), c.T, c.h, c.lam).final
-            y_all = data[torch.randint(len(data), (K * M,), generator=gen, device=dev)]
-            for k in range(K):
-                d_step = discriminator_step(discriminator, opt_d, x_gen[k * M:(k + 1) * M],
-                                            y_all[k * M:(k + 1) * M], c, gen)
-            # Algorithm 2.
-            u_step = potential_step(potential, discriminator, opt_u, sample_prior(c.prior, M, event_shape, gen), c,
-                                    gen)
-
-            # vars(), not dataclasses.asdict: asdict deep-copies every tensor field, every iteration
-            measured = {k: v for k, v in {**vars(d_step), **vars(u_step)}.items() if v is not None}  # None: option off
-            measured["max_abs_x_N"] = x_gen.abs().amax()
-            values = dict(zip(measured, torch.stack(list(measured.values())).tolist()))  # one device sync
+            _set_learning_rates(c, it, opt_u, opt_d)
+            values = _iteration(c, data, potential, discriminator, opt_u, opt_d, gen)
             reason = _divergence_reason(values, c.max_divergence)
             if reason is None:
                 for p, saved in zip(params, last_good):
@@ -253,33 +182,76 @@ def train(config: FlowConfig, data: Tensor, progress: bool = True, callback: Cal
     return result
 
 
-def _restore(result: TrainResult, run: str | Path, opt_u: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+def _iteration(c: FlowConfig, data: Tensor, potential: nn.Module, discriminator: nn.Module,
+               opt_u: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, gen: torch.Generator) -> dict[str, float]:
+    """K steps of Algorithm 1 and one of Algorithm 2; what they measured, as floats (one device sync)."""
+    M, K, event_shape = c.batch_size, c.disc_steps, tuple(data.shape[1:])
+    # Algorithm 1. U is fixed during the K steps, so all K batches of x_N come from one graph-free pass.
+    x_gen = euler_flow(potential, sample_prior(c.prior, K * M, event_shape, gen), c.T, c.h, c.lam).final
+    y_all = data[torch.randint(len(data), (K * M,), generator=gen, device=c.device)]
+    for k in range(K):
+        d_step = discriminator_step(discriminator, opt_d, x_gen[k * M:(k + 1) * M], y_all[k * M:(k + 1) * M], c, gen)
+    # Algorithm 2.
+    u_step = potential_step(potential, discriminator, opt_u, sample_prior(c.prior, M, event_shape, gen), c, gen)
+    # vars(), not dataclasses.asdict: asdict deep-copies every tensor field, every iteration
+    measured = {k: v for k, v in {**vars(d_step), **vars(u_step)}.items() if v is not None}  # None: option off
+    measured["max_abs_x_N"] = x_gen.abs().amax()
+    return dict(zip(measured, torch.stack(list(measured.values())).tolist()))
+
+
+def _set_learning_rates(c: FlowConfig, it: int, opt_u: torch.optim.Optimizer, opt_d: torch.optim.Optimizer) -> None:
+    """Both rates times the schedule's factor: 1 (constant) or the cosine decay to lr_final_fraction."""
+    low, n = c.lr_final_fraction, max(c.n_iters, 1)
+    factor = 1.0 if c.lr_schedule == "constant" else low + (1 - low) * 0.5 * (1 + math.cos(math.pi * min(it, n) / n))
+    for opt, lr in ((opt_u, c.lr_potential), (opt_d, c.lr_discriminator)):
+        for group in opt.param_groups:
+            group["lr"] = lr * factor
+
+
+@contextlib.contextmanager
+def _cpu_threads(config: FlowConfig) -> Iterator[None]:
+    """One intra-op thread for the toy MLPs on the CPU: their 200 x 48 matrices gain nothing from threads, and
+    spinning OpenMP threads make a step 10x slower when processes share the cores (a kernel beside a test run)."""
+    before = torch.get_num_threads()
+    if config.arch == "mlp" and config.device == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _adam(module: nn.Module, lr: float, config: FlowConfig) -> torch.optim.Adam:
+    # foreach: one vectorised update for all tensors instead of a Python loop over them
+    return torch.optim.Adam(module.parameters(), lr=lr, betas=config.adam_betas, foreach=True)
+
+
+def _restore(result: TrainResult, saved: TrainResult, opt_u: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
              gen: torch.Generator) -> None:
-    """Load weights, history, optimiser and generator states of a saved run into a fresh ``result``."""
-    from .checkpoint import load
-    saved = load(run, device=result.config.device)
+    """Copy weights, history, optimiser and generator states of a saved run into a fresh ``result``."""
     # a longer run may continue a shorter one, unless the cosine schedule ties the rates to n_iters
-    free = ("log_every",) if result.config.lr_schedule == "cosine" else ("log_every", "n_iters")
+    free = ("log_every", "device") if result.config.lr_schedule == "cosine" else ("log_every", "device", "n_iters")
     changed = [f.name for f in dataclasses.fields(FlowConfig)
                if f.name not in free and getattr(saved.config, f.name) != getattr(result.config, f.name)]
     if changed:
-        raise ValueError(f"resume_from={str(run)!r} was trained with other settings: "
+        raise ValueError("resume_from was trained with other settings: "
                          + ", ".join(f"{n}={getattr(saved.config, n)!r} (now {getattr(result.config, n)!r})"
                                      for n in changed))
     if saved.diverged_at is not None:
-        raise ValueError(f"resume_from={str(run)!r} diverged at iteration {saved.diverged_at}; it cannot continue")
+        raise ValueError(f"resume_from diverged at iteration {saved.diverged_at}; it cannot continue")
     if saved.training_state is None or saved.event_shape != result.event_shape:
-        raise ValueError(f"resume_from={str(run)!r} holds no training state for data of shape {result.event_shape}")
+        raise ValueError(f"resume_from holds no training state for data of shape {result.event_shape}")
     result.potential.load_state_dict(saved.potential.state_dict())
     result.discriminator.load_state_dict(saved.discriminator.state_dict())
     if result.potential_ema is not None:
         if saved.potential_ema is None:
-            raise ValueError(f"resume_from={str(run)!r} holds no weight average (ema_decay={result.config.ema_decay})")
+            raise ValueError(f"resume_from holds no weight average (ema_decay={result.config.ema_decay})")
         result.potential_ema.load_state_dict(saved.potential_ema.state_dict())
     opt_u.load_state_dict(saved.training_state.optimizer_potential)
     opt_d.load_state_dict(saved.training_state.optimizer_discriminator)
     gen.set_state(saved.training_state.generator)
-    result.history, result.iterations_done, result.wall_time = saved.history, saved.iterations_done, saved.wall_time
+    result.history = copy.deepcopy(saved.history)
+    result.iterations_done, result.wall_time = saved.iterations_done, saved.wall_time
 
 
 @torch.no_grad()
@@ -310,19 +282,10 @@ def _divergence_reason(values: dict[str, float], max_divergence: float) -> str |
 def fit_discriminator(discriminator: nn.Module, x_generated: Tensor, x_target: Tensor, steps: int,
                       config: FlowConfig, generator: torch.Generator | None = None,
                       callback: Callable[[int, nn.Module], None] | None = None) -> list[float]:
-    """Algorithm 1 alone, for fixed samples: ``steps`` calls of :func:`~proxflow_edu.algorithm.discriminator_step`.
+    """Algorithm 1 alone on fixed samples of P (n, *event) and Q (m, *event): the DV estimate of each of ``steps``.
 
-    A teaching tool: with P and Q fixed it shows what the discriminator learns, e.g. that without the
-    Lipschitz bound (``config.variant`` "unregularized" or "w2") the estimate grows without limit between
-    mutually singular P and Q. Reads ``lr_discriminator``, ``adam_betas``, ``batch_size``, ``L``, ``gp_weight``.
-
-    Args:
-        discriminator: phi, trained in place.
-        x_generated: (n, *event) samples of P; x_target: (m, *event) samples of Q.
-        callback: called as callback(step, discriminator) after every step (for logging).
-
-    Returns:
-        the minibatch DV estimate of each step.
+    A teaching tool: without the Lipschitz bound (``config.variant`` "unregularized" or "w2") the estimate grows
+    without limit between mutually singular P and Q. ``callback(step, discriminator)`` runs after every step.
     """
     opt = _adam(discriminator, config.lr_discriminator, config)
     estimates = []

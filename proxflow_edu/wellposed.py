@@ -1,22 +1,26 @@
-"""The optional terms of J_G that push a trained flow towards the MFG optimum (``FlowConfig`` well-posedness options).
+"""Named extra terms of J_G that push a trained flow towards the MFG optimum (``FlowConfig`` well-posedness options).
 
-Each vanishes on the exact solution of the optimality system, whose characteristics are straight lines at constant
-speed (22)-(29), so it does not move the optimum; all are off in the paper's presets. ``algorithm.potential_step``
-adds them to (42) when their weight is > 0.
+Each term vanishes on the exact solution of the optimality system (20)-(21), whose characteristics are straight
+lines at constant speed (22)-(29); all are off in the paper's presets. They belong to the W2 proximal's optimality
+system (without kinetic energy there is no HJ equation, method.md §4), so, like lambda KE_h, they are used by the
+variants "w2" and "w1w2" only. ``algorithm.potential_step`` minimises (42) + sum_k w_k term_k over the terms of
+:data:`EXTRA_TERMS` whose weight w_k is > 0; adding a term is one function and one entry there (and its weight field).
 
 * :func:`velocity_change`: sum_n |v_{n+1} - v_n|^2 / 2 along the Euler path (zero on constant-velocity paths);
 * :func:`hj_penalty`: the centred HJ residual of (20) at a random time;
 * :func:`terminal_gap`: |grad U(x_N, T) - grad phi(x_N)|^2, the terminal condition (21);
-* :func:`jittered_times`, :func:`grid_kinetic_energy`: a random time grid and its kinetic energy.
+* :func:`jittered_times`: the random time grid (``random_time_grid``), which changes the grid, not the loss.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
 from .config import FlowConfig
-from .flow import EulerPath
-from .nets import MLPPotential, input_gradient, time_column
+from .flow import EulerPath, Potential
+from .mfg import hj_residual_pointwise, terminal_gap_pointwise
 
 
 def velocity_change(velocities: Tensor) -> Tensor:
@@ -29,53 +33,27 @@ def velocity_change(velocities: Tensor) -> Tensor:
     return 0.5 * dv.flatten(2).pow(2).sum(dim=2).sum(dim=0).mean()
 
 
-def space_time_gradient(potential: nn.Module, x: Tensor, t: Tensor,
-                        create_graph: bool = False) -> tuple[Tensor, Tensor]:
-    """(grad_x U(x, t), d_t U(x, t)), shapes like x and (M,), for t of shape (M,).
-
-    The toy :class:`~proxflow_edu.nets.MLPPotential` gets both from one explicit backward (its input is
-    (x, t)); any other potential goes through autograd. With ``create_graph`` both are differentiable in the weights.
-    """
-    if isinstance(potential, MLPPotential):
-        with torch.set_grad_enabled(create_graph):
-            g = potential.net.backward_input(torch.cat([x, time_column(t, x)], dim=1))
-        return g[:, : potential.dim], g[:, potential.dim]
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        t = t.detach().to(x).requires_grad_(True)
-        grad_x, d_t = torch.autograd.grad(potential(x, t).sum(), (x, t), create_graph=create_graph, allow_unused=True)
-    return grad_x, torch.zeros_like(t) if d_t is None else d_t
-
-
-def hj_penalty(potential: nn.Module, x: Tensor, t: float, lam: float, T: float, create_graph: bool = True) -> Tensor:
-    """T (1/M) sum_i (r_i - mean r)^2 with r = d_t U - |grad_x U|^2/(2 lambda) at (x^i, t)   (20), centred.
+def hj_penalty(potential: Potential, x: Tensor, t: float, lam: float, T: float, create_graph: bool = True) -> Tensor:
+    """T (1/M) sum_i (r_i - mean r)^2 with r the HJ residual (20) at (x^i, t), centred.
 
     A one-time Monte Carlo estimate of int_0^T Var_i r dt (t ~ U[0, T)). Centred because U + c(t) gives the same
     flow as U while its residual is off by c'(t). Zero for a solution of the HJ equation (20).
     """
-    grad_x, d_t = space_time_gradient(potential, x.detach(), torch.full((x.shape[0],), float(t), dtype=x.dtype,
-                                                                        device=x.device), create_graph)
-    r = d_t - grad_x.flatten(1).pow(2).sum(dim=1) / (2 * lam)
+    r = hj_residual_pointwise(potential, x, t, lam, create_graph)
     return T * (r - r.mean()).pow(2).mean()
 
 
-def path_point(path: EulerPath, t: float, h: float, times: list[float] | None = None) -> Tensor:
+def terminal_gap(potential: Potential, discriminator: Callable[[Tensor], Tensor], x_N: Tensor, T: float,
+                 create_graph: bool = True) -> Tensor:
+    """(1/M) sum_i |grad_x U(x_N^i, T) - grad phi(x_N^i)|^2: the terminal condition (21); its root is R_T (44)."""
+    return terminal_gap_pointwise(potential, discriminator, x_N, T, create_graph).mean()
+
+
+def path_point(path: EulerPath, t: float) -> Tensor:
     """x(t), detached, on the piecewise-linear Euler path: x_n + (t - t_n) v_n for t_n <= t < t_{n+1}."""
     n_steps = path.velocities.shape[0]
-    grid = [n * h for n in range(n_steps + 1)] if times is None else times
-    n = min(max(k for k in range(n_steps) if grid[k] <= t), n_steps - 1)
-    return (path.states[n] + (t - grid[n]) * path.velocities[n]).detach()
-
-
-def terminal_gap(potential: nn.Module, discriminator: nn.Module, x_N: Tensor, T: float,
-                 create_graph: bool = True) -> Tensor:
-    """(1/M) sum_i |grad_x U(x_N^i, T) - grad phi(x_N^i)|^2, x_N detached, phi fixed: the terminal condition (21).
-
-    Its square root is the diagnostic R_T (44); zero when grad U(., T) = grad phi on the samples.
-    """
-    x_N = x_N.detach()
-    target = input_gradient(discriminator, x_N).detach()
-    return (input_gradient(potential, x_N, T, create_graph=create_graph) - target).flatten(1).pow(2).sum(dim=1).mean()
+    n = min(max(k for k in range(n_steps) if path.times[k] <= t), n_steps - 1)
+    return (path.states[n] + (t - path.times[n]) * path.velocities[n]).detach()
 
 
 def jittered_times(config: FlowConfig, generator: torch.Generator | None = None,
@@ -86,7 +64,36 @@ def jittered_times(config: FlowConfig, generator: torch.Generator | None = None,
     return [0.0, *[(n + u[n - 1]) * h for n in range(1, N)], config.T]
 
 
-def grid_kinetic_energy(velocities: Tensor, times: list[float]) -> Tensor:
-    """KE = (1/M) sum_i sum_n (t_{n+1} - t_n) |v_n^i|^2 / 2 on a non-uniform grid (``kinetic_energy`` for h_n = h)."""
-    steps = torch.tensor([b - a for a, b in zip(times, times[1:])], dtype=velocities.dtype, device=velocities.device)
-    return 0.5 * (steps[:, None] * velocities.flatten(2).pow(2).sum(dim=2)).sum(dim=0).mean()
+# Each term is a function of the step's Euler path (kept, with its graph), U, phi (fixed), the config and the
+# step's generator. The names look the functions up at call time, so a patched velocity_change is the one used.
+def _velocity_change_term(path: EulerPath, potential: nn.Module, discriminator: nn.Module, config: FlowConfig,
+                          generator: torch.Generator | None) -> Tensor:
+    return velocity_change(path.velocities)
+
+
+def _hj_term(path: EulerPath, potential: nn.Module, discriminator: nn.Module, config: FlowConfig,
+             generator: torch.Generator | None) -> Tensor:
+    t = float(torch.rand((), generator=generator, device=path.final.device)) * config.T
+    return hj_penalty(potential, path_point(path, t), t, config.lam, config.T)
+
+
+def _terminal_term(path: EulerPath, potential: nn.Module, discriminator: nn.Module, config: FlowConfig,
+                   generator: torch.Generator | None) -> Tensor:
+    return terminal_gap(potential, discriminator, path.final, config.T)
+
+
+# term name (its key in the training history) -> (its weight's FlowConfig field, the term), in the order they are added
+EXTRA_TERMS: dict[str, tuple[str, Callable[..., Tensor]]] = {
+    "velocity_change": ("velocity_change_weight", _velocity_change_term),
+    "hj_penalty": ("hj_weight", _hj_term),
+    "terminal_gap": ("terminal_weight", _terminal_term),
+}
+
+
+def extra_terms(path: EulerPath, potential: nn.Module, discriminator: nn.Module, config: FlowConfig,
+                generator: torch.Generator | None = None) -> dict[str, tuple[float, Tensor]]:
+    """name -> (weight, value) of every term of :data:`EXTRA_TERMS` that is on for ``config``."""
+    if not config.uses_w2:
+        return {}
+    return {name: (getattr(config, field), term(path, potential, discriminator, config, generator))
+            for name, (field, term) in EXTRA_TERMS.items() if getattr(config, field) > 0}

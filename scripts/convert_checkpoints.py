@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from proxflow_edu import checkpoint
-from proxflow_edu.config import FlowConfig
+from proxflow_edu.config import OFF, FlowConfig
 from proxflow_edu.train import TrainResult, build_networks
 
 CNN_RENAMES = [(r"^trunk\.0\.", "trunk.conv1."), (r"^trunk\.3\.", "trunk.conv2."),
@@ -50,7 +50,7 @@ def convert(run_dir: Path) -> str:
         config.update(potential_width=None, potential_depth=None, discriminator_width=None, discriminator_depth=None)
         payload["potential"], payload["discriminator"] = (convert_state(payload["potential"]),
                                                           convert_state(payload["discriminator"]))
-    config = FlowConfig.from_dict(config)
+    config = FlowConfig.from_dict({**OFF, **config})  # format 1 predates the well-posedness options
     potential, discriminator = build_networks(config, tuple(payload["event_shape"]))
     potential.load_state_dict(payload["potential"])
     discriminator.load_state_dict(payload["discriminator"])

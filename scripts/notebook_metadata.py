@@ -1,4 +1,6 @@
-"""Write the kernel's ``language_info`` into the committed notebooks (run by ``make sync``; checked by tests/test_notebooks.py).
+"""Write the kernel's ``language_info`` into the committed notebooks.
+
+Run by ``make sync``; checked by tests/test_notebooks.py.
 
 JupyterLab copies the running kernel's ``language_info`` into a notebook's metadata as soon as the kernel starts.
 A notebook committed without it therefore shows the unsaved-changes dot the moment it opens, and closing it asks

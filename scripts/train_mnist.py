@@ -1,10 +1,10 @@
 """Train the MNIST flows of the course and write ``checkpoints/mnist_<variant>[_<tag>]/``.
 
     python scripts/train_mnist.py --variants w1w2                                   # the recommended run (cpu_mnist)
-    python scripts/train_mnist.py --setting cpu_paper --variants w1w2 --tag paper   # the paper's algorithm, same budget
-    python scripts/train_mnist.py --setting cpu_paper --variants w1 w2 unregularized  # the ablation (46)-(48)
-    python scripts/train_mnist.py --setting cpu_paper --variants w1w2 --set gp_weight=0.1 --tag gamma0.1
-    python scripts/train_mnist.py --variants w1w2 --setting paper                  # the paper's protocol (5000 it.)
+    python scripts/train_mnist.py --preset cpu_mnist_paper --variants w1w2 --tag paper  # the paper's algorithm
+    python scripts/train_mnist.py --preset cpu_mnist_paper --variants w1 w2 unregularized  # the ablation (46)-(48)
+    python scripts/train_mnist.py --preset cpu_mnist_paper --variants w1w2 --set gp_weight=0.1 --tag gamma0.1
+    python scripts/train_mnist.py --variants w1w2 --preset paper_mnist            # the paper's protocol (5000 it.)
     python scripts/train_mnist.py --variants w1w2 --resume                         # continue a killed run
 
 ``make train-mnist`` runs all of them (and the ablation of the well-posedness options, one option each).
@@ -38,11 +38,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from proxflow_edu import checkpoint  # noqa: E402
+from proxflow_edu.config import PRESETS, VARIANTS, FlowConfig  # noqa: E402
+from proxflow_edu.course.plotting import image_grid  # noqa: E402
 from proxflow_edu.mnist.data import load_mnist  # noqa: E402
-from proxflow_edu.plotting import image_grid  # noqa: E402
-from proxflow_edu.train import PRESETS, VARIANTS, FlowConfig, train  # noqa: E402
+from proxflow_edu.train import train  # noqa: E402
 
-SETTINGS = {"cpu": "cpu_mnist", "cpu_paper": "cpu_mnist_paper", "paper": "paper_mnist"}
+MNIST_PRESETS = [name for name, fields in PRESETS.items() if fields.get("arch") == "mnist_cnn"]
 ABLATION_CAP = 400
 N_DATA = 6000
 N_DIAG = 100  # prior samples (fixed seed) for the HJ residual / terminal error logged next to the history
@@ -55,8 +56,7 @@ def diagnostics_callback(state: dict, snapshot_every: int = 100):  # noqa: ANN20
     training's random stream is untouched.
     """
     from proxflow_edu.data import sample_prior
-    from proxflow_edu.diagnostics import hj_residual, terminal_error
-    from proxflow_edu.diagnostics import discriminator_slope
+    from proxflow_edu.diagnostics import discriminator_slope, hj_residual, terminal_error
     from proxflow_edu.flow import euler_flow
     from proxflow_edu.mnist.classifier import load_classifier, score_samples
 
@@ -90,9 +90,9 @@ def diagnostics_callback(state: dict, snapshot_every: int = 100):  # noqa: ANN20
     return callback
 
 
-def config_for(variant: str, setting: str, n_iters: int | None, seed: int,
+def config_for(variant: str, preset: str, n_iters: int | None, seed: int,
                overrides: dict | None = None) -> FlowConfig:
-    base = {**PRESETS[SETTINGS[setting]], **(overrides or {})}
+    base = {**PRESETS[preset], **(overrides or {})}
     if variant in ("unregularized", "w2"):
         base["n_iters"] = min(base["n_iters"], ABLATION_CAP)
     if n_iters is not None:
@@ -127,8 +127,8 @@ def save_grid(result, path: Path, title: str) -> None:  # noqa: ANN001
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variants", nargs="+", default=["w1w2", "w1", "w2", "unregularized"], choices=VARIANTS)
-    p.add_argument("--setting", choices=list(SETTINGS), default="cpu")
-    p.add_argument("--n-iters", type=int, default=None, help="override the setting's iterations")
+    p.add_argument("--preset", choices=MNIST_PRESETS, default="cpu_mnist", help="a FlowConfig preset (config.PRESETS)")
+    p.add_argument("--n-iters", type=int, default=None, help="override the preset's iterations")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="override FlowConfig fields, e.g. --set gp_weight=0.1 lr_schedule=constant")
@@ -144,16 +144,17 @@ def main() -> None:
     state: dict = {}
     callback = diagnostics_callback(state)
     for variant in args.variants:
-        config = config_for(variant, args.setting, args.n_iters, args.seed, parse_overrides(args.set))
+        config = config_for(variant, args.preset, args.n_iters, args.seed, parse_overrides(args.set))
         run_dir = Path(args.out_root) / (f"mnist_{variant}_{args.tag}" if args.tag else f"mnist_{variant}")
         state["run_dir"] = run_dir
         start = time.perf_counter()
-        resume = run_dir if args.resume and (run_dir / "model.pt").is_file() else None
+        resume = checkpoint.load(run_dir) if args.resume and (run_dir / "model.pt").is_file() else None
         if resume is not None:
-            print(f"{variant}: resuming {run_dir} after {checkpoint.load(run_dir).iterations_done} iterations", flush=True)
+            print(f"{variant}: resuming {run_dir} after {resume.iterations_done} iterations", flush=True)
         result = train(config, data, progress=not args.quiet, callback=callback, resume_from=resume)
-        extra = {"dataset": "mnist", "n_data": N_DATA, "setting": args.setting, "threads": args.threads,
-                 "overrides": args.set, "device": "cpu", "torch": str(torch.__version__), "wall_seconds": round(time.perf_counter() - start, 1)}
+        extra = {"dataset": "mnist", "n_data": N_DATA, "preset": args.preset, "threads": args.threads,
+                 "overrides": args.set, "device": "cpu", "torch": str(torch.__version__),
+                 "wall_seconds": round(time.perf_counter() - start, 1)}
         checkpoint.save(result, run_dir, extra=extra)
         status = (f"stopped at iteration {result.diverged_at}: {result.divergence_reason}"
                   if result.diverged_at is not None else "finished")

@@ -26,11 +26,27 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
+from proxflow_edu.mnist.classifier import (
+    DEFAULT_CLASSIFIER,
+    EVAL_SEED,
+    GARBAGE_KINDS,
+    HAZE_MAX,
+    SHIFT_PX,
+    Classifier,
+    MNISTClassifier,
+    accuracy,
+    feature_statistics,
+    gaussian_blur,
+    haze,
+    load_classifier,
+    outlier_images,
+    predict,
+    robustness_table,
+    save_classifier,
+    score_samples,
+    shift_images,
+)
 from proxflow_edu.mnist.data import load_mnist, load_mnist_with_labels
-from proxflow_edu.mnist.classifier import (DEFAULT_CLASSIFIER, EVAL_SEED, GARBAGE_KINDS, HAZE_MAX, SHIFT_PX, Classifier,
-                                           MNISTClassifier, accuracy, feature_statistics, gaussian_blur, haze,
-                                           load_classifier, outlier_images, predict, robustness_table,
-                                           save_classifier, score_samples, shift_images)
 
 TRAIN_BLUR_SIGMA = (2.0, 3.5)  # training blurs span a range (evaluation: exactly 2, the hardest of "sigma >= 2")
 OUTLIER_SEED_OFFSET = 1_000_003  # the garbage generator's seed = --seed + this (never the evaluation's seeds)

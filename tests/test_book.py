@@ -274,7 +274,8 @@ def test_page_in_browser(page: str, browser_context: Any, site: str) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # first, so that a failing page has its screenshot too
         p.screenshot(path=str(SCREENSHOTS / f"{page.replace('/', '__')}.png"), full_page=True)
 
-        assert visit.response is not None and visit.response.ok, f"{page}.html: HTTP {visit.response and visit.response.status}"
+        status = visit.response and visit.response.status
+        assert visit.response is not None and visit.response.ok, f"{page}.html: HTTP {status}"
         # title: "<first heading> — <book title>" (math in a heading: compare the text around it)
         h1_parts = p.evaluate(r"""() => {
             const h = Array.from(document.querySelectorAll('main h1')).find(e => e.getClientRects().length);
@@ -308,19 +309,22 @@ def test_page_in_browser(page: str, browser_context: Any, site: str) -> None:
         n_math = p.locator(".math").count()
         if n_math:
             n_typeset = p.locator("mjx-container").count()
-            assert n_typeset >= n_math, f"{page}: {n_math} math elements but {n_typeset} mjx-container (math not typeset)"
+            assert n_typeset >= n_math, \
+                f"{page}: {n_math} math elements but {n_typeset} mjx-container (math not typeset)"
             tex_errors = p.evaluate("() => Array.from(document.querySelectorAll('mjx-merror'))"
                                     ".map(e => e.getAttribute('data-mjx-error') || e.textContent)")
             assert not tex_errors, f"{page}: TeX errors in the math: {tex_errors}"
             assert p.evaluate("() => MathJax.version").startswith("3."), f"{page}: unexpected MathJax"
             too_wide = p.evaluate("() => Array.from(document.querySelectorAll('div.math, mjx-container[display=true]'))"
-                                  ".filter(e => e.scrollWidth > e.clientWidth + 2).map(e => e.textContent.slice(0, 60))")
+                                  ".filter(e => e.scrollWidth > e.clientWidth + 2)"
+                                  ".map(e => e.textContent.slice(0, 60))")
             if too_wide:
                 warnings.warn(f"{page}: display equations wider than the text column (readers must scroll): "
                               f"{too_wide}", stacklevel=1)
 
         # code cells and code blocks wrap within the column (book/_static/wrap-code.css), none is cut off
-        too_wide_code = p.evaluate("""() => Array.from(document.querySelectorAll('div.cell_input pre, div.highlight pre'))
+        too_wide_code = p.evaluate("""() => Array.from(
+            document.querySelectorAll('div.cell_input pre, div.highlight pre'))
             .filter(e => !e.closest('.cell_output') && e.getClientRects().length && e.scrollWidth > e.clientWidth + 2)
             .map(e => e.textContent.slice(0, 60))""")
         assert not too_wide_code, f"{page}: code wider than its column (not wrapped): {too_wide_code}"
@@ -330,12 +334,14 @@ def test_page_in_browser(page: str, browser_context: Any, site: str) -> None:
             const root = document.querySelector('main') || document.body;
             const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT, {acceptNode(n) {
                 const el = n.parentElement;
-                if (!el || el.closest('pre, code, mjx-container, script, style, .highlight') || !el.getClientRects().length)
+                if (!el || el.closest('pre, code, mjx-container, script, style, .highlight')
+                    || !el.getClientRects().length)
                     return NodeFilter.FILTER_REJECT;  // code, math, or not displayed (the theme's print-only copy)
                 return /\$|\\[A-Za-z]{2,}/.test(n.textContent) ? NodeFilter.FILTER_ACCEPT : NodeFilter.FILTER_SKIP;
             }});
             const out = [];
-            for (let n = walker.nextNode(); n && out.length < 8; n = walker.nextNode()) out.push(n.textContent.trim().slice(0, 100));
+            for (let n = walker.nextNode(); n && out.length < 8; n = walker.nextNode())
+                out.push(n.textContent.trim().slice(0, 100));
             return out;
         }""")
         assert not raw_tex, f"{page}: TeX shown as plain text (math not typeset): {raw_tex}"

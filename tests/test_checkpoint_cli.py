@@ -10,8 +10,10 @@ import torch
 
 from proxflow_edu import checkpoint
 from proxflow_edu.__main__ import main
+from proxflow_edu.config import FlowConfig
 from proxflow_edu.data import sample_toy
-from proxflow_edu.train import FlowConfig, train
+from proxflow_edu.train import train
+from proxflow_edu.utils import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +51,7 @@ def test_failed_write_leaves_old_checkpoint(trained, tmp_path: Path) -> None:
     model = checkpoint.save(trained, tmp_path / "run")
     before = model.read_bytes()
     with pytest.raises(ZeroDivisionError):
-        checkpoint.atomic_write(model, lambda f: (f.write(b"partial"), 1 / 0))
+        atomic_write(model, lambda f: (f.write(b"partial"), 1 / 0))
     assert model.read_bytes() == before
     assert [p.name for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")] == []
 
@@ -147,7 +149,8 @@ def _killed_while_writing(obj: object, f) -> None:  # noqa: ANN001
 
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path: Path) -> None:
-    """Stop a run at iteration 15 (a snapshot saved by the callback), resume it: same weights and history, bit for bit."""
+    """Stop a run at iteration 15 (a snapshot saved by the callback), resume it: same weights and history, bit for
+    bit."""
     data = sample_toy("8gaussians", 2000, dim=6, seed=0)
     config = FlowConfig(n_iters=30, log_every=5, batch_size=64)
     full = train(config, data, progress=False)
@@ -160,14 +163,14 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path: Path) -> None:
     with pytest.raises(_Stop):
         train(config, data, progress=False, callback=stop_at_15)
     assert checkpoint.load(tmp_path / "run").iterations_done == 16
-    resumed = train(config, data, progress=False, resume_from=tmp_path / "run")
+    resumed = train(config, data, progress=False, resume_from=checkpoint.load(tmp_path / "run"))
     for a, b in ((full.potential, resumed.potential), (full.discriminator, resumed.discriminator)):
         assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     assert {k: v for k, v in full.history.items() if k != "time"} == \
         {k: v for k, v in resumed.history.items() if k != "time"}
     assert resumed.iterations_done == 30 and resumed.wall_time >= checkpoint.load(tmp_path / "run").wall_time
     with pytest.raises(ValueError, match="lam=0.1 \\(now 0.2\\)"):
-        train(config.replace(lam=0.2), data, progress=False, resume_from=tmp_path / "run")
+        train(config.replace(lam=0.2), data, progress=False, resume_from=checkpoint.load(tmp_path / "run"))
 
 
 def test_a_kill_during_the_snapshot_write_keeps_the_previous_snapshot(tmp_path: Path,
@@ -188,5 +191,5 @@ def test_a_kill_during_the_snapshot_write_keeps_the_previous_snapshot(tmp_path: 
     monkeypatch.undo()
     assert checkpoint.load(run).iterations_done == 6
     assert [p.name for p in run.iterdir() if p.name.endswith(".tmp")] == []
-    resumed = train(config, data, progress=False, resume_from=run)
+    resumed = train(config, data, progress=False, resume_from=checkpoint.load(run))
     assert resumed.iterations_done == 12

@@ -11,10 +11,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from proxflow_edu.mnist.classifier import (EVAL_SEED, GARBAGE_KINDS, GARBAGE_MAX_CONFIDENT, PASS_KINDS,
-                                           PASS_MIN_CONFIDENT, accuracy, gaussian_blur, gaussian_kernel1d,
-                                           load_classifier, outlier_images, pass_images, robustness_table,
-                                           shift_images)
+from proxflow_edu.mnist.classifier import (
+    EVAL_SEED,
+    GARBAGE_KINDS,
+    GARBAGE_MAX_CONFIDENT,
+    PASS_KINDS,
+    PASS_MIN_CONFIDENT,
+    accuracy,
+    gaussian_blur,
+    gaussian_kernel1d,
+    load_classifier,
+    outlier_images,
+    pass_images,
+    robustness_table,
+    shift_images,
+)
 from proxflow_edu.mnist.data import mnist_is_ready
 
 ROOT = Path(__file__).resolve().parents[1]

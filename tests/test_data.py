@@ -50,10 +50,11 @@ def test_priors() -> None:
 def test_image_widget_has_the_png_size() -> None:
     import matplotlib.pyplot as plt
 
-    from proxflow_edu.plotting import figure_png, image_widget
+    from proxflow_edu.course.plotting import figure_png, image_widget
     fig, ax = plt.subplots(figsize=(3, 2))
     ax.plot([0, 1])
     png = figure_png(fig, dpi=50)
     widget = image_widget(png)
-    assert widget.value == png and widget.layout.width == f"{widget.width}px" and widget.layout.height == f"{widget.height}px"
+    assert widget.value == png
+    assert widget.layout.width == f"{widget.width}px" and widget.layout.height == f"{widget.height}px"
     assert 100 < int(widget.width) <= 150 and 60 < int(widget.height) <= 100  # 3 x 2 inches at 50 dpi, tight box

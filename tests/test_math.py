@@ -5,17 +5,31 @@ import math
 
 import pytest
 import torch
-
-from proxflow_edu.diagnostics import (chord_kinetic_energy, discretization_gap, discriminator_slope, hj_residual,
-                                      hj_residual_pointwise, path_kinetic_energy, straight_line_path, straightness,
-                                      terminal_error)
-from proxflow_edu.flow import euler_flow, num_steps
-from proxflow_edu.nets import input_gradient
-from proxflow_edu.objectives import (f_dual_nu, gradient_penalty, interpolates, kinetic_energy, lipschitz_kl_dual,
-                                     log_mean_exp)
-from proxflow_edu.metrics import mmd, noise_floor, off_manifold_distance, w2_distance
-
 from analytic import HopfLaxPotential, LinearDiscriminator, QuadraticDiscriminator, QuadraticPotential
+
+from proxflow_edu.diagnostics import (
+    chord_kinetic_energy,
+    discretization_gap,
+    discriminator_slope,
+    hj_residual,
+    hj_residual_pointwise,
+    path_kinetic_energy,
+    straight_line_path,
+    straightness,
+    terminal_error,
+)
+from proxflow_edu.flow import euler_flow, num_steps
+from proxflow_edu.metrics import mmd, noise_floor, off_manifold_distance, w2_distance
+from proxflow_edu.nets import input_gradient
+from proxflow_edu.objectives import (
+    f_dual_nu,
+    gradient_penalty,
+    interpolates,
+    kinetic_energy,
+    lipschitz_kl_dual,
+    log_mean_exp,
+)
+
 
 @pytest.fixture(autouse=True)
 def _float64():

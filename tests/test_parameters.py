@@ -8,7 +8,7 @@ import nbformat
 import papermill
 import pytest
 
-from proxflow_edu.parameters import check_parameters, parameter_defaults
+from proxflow_edu.course.parameters import check_parameters, parameter_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = {"seed": 0, "n_iters": 1000, "lam": 0.5, "dims": [2, 12], "variants": ("w1", "w1w2"), "SMOKE": False,

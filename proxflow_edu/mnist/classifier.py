@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..checkpoint import atomic_write
+from ..utils import atomic_write
 
 DEFAULT_CLASSIFIER = Path(__file__).resolve().parents[2] / "checkpoints" / "mnist_classifier.pt"
 CLASSIFIER_FORMAT = 1
@@ -108,7 +108,8 @@ class SampleScores:
 def save_classifier(net: MNISTClassifier, feature_mean: Tensor, feature_cov: Tensor, test_accuracy: float,
                     path: str | Path = DEFAULT_CLASSIFIER, info: dict | None = None) -> Path:
     """Write the classifier and its test-feature statistics (plain tensors, loadable with weights_only=True)."""
-    payload = {"format_version": CLASSIFIER_FORMAT, "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+    payload = {"format_version": CLASSIFIER_FORMAT,
+               "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
                "feature_mean": feature_mean.double().cpu(), "feature_cov": feature_cov.double().cpu(),
                "test_accuracy": float(test_accuracy), "info": info or {}}
     return atomic_write(path, lambda f: torch.save(payload, f))

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..nets import ACTIVATIONS, MLP, ScalarNetwork, init_glorot, time_column
+from ..nets import ACTIVATIONS, MLP, NETWORK_SIZES, ScalarNetwork, init_glorot, time_column
 
 
 def channels_last(x: Tensor) -> Tensor:
@@ -75,7 +75,8 @@ class CNNPotential(ScalarNetwork):
     switches).
     """
 
-    def __init__(self, width: int = 512, depth: int = 3, activation: str = "relu") -> None:
+    def __init__(self, width: int = NETWORK_SIZES["mnist_cnn"]["potential"][0],
+                 depth: int = NETWORK_SIZES["mnist_cnn"]["potential"][1], activation: str = "relu") -> None:
         super().__init__()
         self.trunk = ConvTrunk(activation=activation)
         self.head = MLP([392 + 1, *[width] * depth, 1], activation)
@@ -98,7 +99,8 @@ class CNNPotential(ScalarNetwork):
 class CNNDiscriminator(ScalarNetwork):
     """The paper's MNIST discriminator phi(x): conv trunk, 392 -> 256^3 -> 1 (235,977 params)."""
 
-    def __init__(self, width: int = 256, depth: int = 3) -> None:
+    def __init__(self, width: int = NETWORK_SIZES["mnist_cnn"]["discriminator"][0],
+                 depth: int = NETWORK_SIZES["mnist_cnn"]["discriminator"][1]) -> None:
         super().__init__()
         self.trunk = ConvTrunk()
         self.head = MLP([392, *[width] * depth, 1], "relu")

@@ -8,7 +8,7 @@ import torch
 from matplotlib.axes import Axes
 from torch import Tensor
 
-from .data import project_to_plane
+from ..data import project_to_plane
 
 
 def _ax(ax: Axes | None, figsize: tuple[float, float] = (4.5, 4.5)) -> Axes:

@@ -37,11 +37,13 @@ def _check_value(name: str, value: Any, default: Any) -> None:
     elif isinstance(default, float):
         ok = isinstance(value, (int, float))
     else:
-        ok = isinstance(value, type(default)) or (isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)))
+        sequence = isinstance(default, (list, tuple)) and isinstance(value, (list, tuple))
+        ok = isinstance(value, type(default)) or sequence
     if not ok:
         hint = ""
         if isinstance(value, str):
-            example = value if value.lstrip().startswith(("[", "(")) else list(default) if isinstance(default, tuple) else default
+            example = (value if value.lstrip().startswith(("[", "("))
+                       else list(default) if isinstance(default, tuple) else default)
             hint = f"; papermill's -p passes it as text: give it as YAML, e.g. papermill ... -y '{name}: {example}'"
         raise ValueError(f"parameter {name} must be {_kind(default)} like its default {default!r}, "
                          f"got {value!r} ({type(value).__name__}){hint}")
