@@ -10,9 +10,12 @@ export PYTHONHASHSEED := 0
 
 setup: $(STAMP)
 
-# (re)install when requirements.txt or pyproject.toml change; torch first, from the local wheel cache; then the kernel
-# config that drops ipykernel's loopback-TCP warning (scripts/ipython_kernel_config.py says why)
-$(STAMP): requirements.txt pyproject.toml scripts/ipython_kernel_config.py
+# (re)install when requirements.txt, pyproject.toml or one of the config files change; torch first, from the local
+# wheel cache; then the configs, into the venv so that every kernel / `jupyter lab` of the venv reads them: the kernel
+# config that drops ipykernel's loopback-TCP warning (scripts/ipython_kernel_config.py says why) and the server config
+# that saves the course notebooks without outputs (scripts/jupyter_server_config.py says why)
+LAB_CONFIGS := scripts/ipython_kernel_config.py scripts/jupyter_server_config.py
+$(STAMP): requirements.txt pyproject.toml $(LAB_CONFIGS)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
 	  echo "make setup: $(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())' 2>/dev/null || echo '(not found)'); the pins need Python >= 3.11 (numpy==2.4.6 has no wheel for 3.10; tested on 3.11). Run: make setup PYTHON=python3.11" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +24,7 @@ $(STAMP): requirements.txt pyproject.toml scripts/ipython_kernel_config.py
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(VENV)/bin/pip check
 	install -D -m 644 scripts/ipython_kernel_config.py $(VENV)/etc/ipython/ipython_kernel_config.py
+	install -D -m 644 scripts/jupyter_server_config.py $(VENV)/etc/jupyter/jupyter_server_config.py
 	touch $(STAMP)
 
 # every notebook through papermill with its default (lecture) parameters; outputs under build/
