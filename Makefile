@@ -12,9 +12,11 @@ setup: $(STAMP)
 
 # (re)install when requirements.txt, pyproject.toml or one of the config files change; torch first, from the local
 # wheel cache; then the configs, into the venv so that every kernel / `jupyter lab` of the venv reads them: the kernel
-# config that drops ipykernel's loopback-TCP warning (scripts/ipython_kernel_config.py says why) and the server config
-# that saves the course notebooks without outputs (scripts/jupyter_server_config.py says why)
-LAB_CONFIGS := scripts/ipython_kernel_config.py scripts/jupyter_server_config.py
+# config that drops ipykernel's loopback-TCP warning (scripts/ipython_kernel_config.py says why), the server config
+# that saves the course notebooks without outputs (scripts/jupyter_server_config.py says why), and JupyterLab's
+# settings overrides that open a double-clicked .py as a notebook ("Jupytext Notebook", jupytext's documented
+# defaultViewers setting; .md files such as notebooks/solutions/ still open as Markdown)
+LAB_CONFIGS := scripts/ipython_kernel_config.py scripts/jupyter_server_config.py scripts/jupyterlab_overrides.json
 $(STAMP): requirements.txt pyproject.toml $(LAB_CONFIGS)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
 	  echo "make setup: $(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())' 2>/dev/null || echo '(not found)'); the pins need Python >= 3.11 (numpy==2.4.6 has no wheel for 3.10; tested on 3.11). Run: make setup PYTHON=python3.11" >&2; exit 1; }
@@ -25,6 +27,7 @@ $(STAMP): requirements.txt pyproject.toml $(LAB_CONFIGS)
 	$(VENV)/bin/pip check
 	install -D -m 644 scripts/ipython_kernel_config.py $(VENV)/etc/ipython/ipython_kernel_config.py
 	install -D -m 644 scripts/jupyter_server_config.py $(VENV)/etc/jupyter/jupyter_server_config.py
+	install -D -m 644 scripts/jupyterlab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $(STAMP)
 
 # every notebook through papermill with its default (lecture) parameters; outputs under build/
