@@ -46,8 +46,12 @@ run: setup
 test: setup data browser
 	PROXFLOW_SMOKE=1 $(PY) -m pytest -q --nbval-lax --durations=15 tests notebooks
 
+# JupyterLab on notebooks/ (saves strip outputs, a .py opens as a notebook: see $(STAMP)); jupyter_server refuses to
+# start as root without --allow-root, which a container's only user usually is, so it is passed there, visibly
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	@flags=; if [ "$$(id -u)" = 0 ]; then flags=" --allow-root"; \
+	  echo "make lab: running as root (a container?), so jupyter lab gets --allow-root"; fi; \
+	echo "$(VENV)/bin/jupyter lab$$flags notebooks/"; exec $(VENV)/bin/jupyter lab$$flags notebooks/
 
 # repair the jupytext pairs (.py percent <-> .ipynb), newest side wins, outputs stripped, the kernel's language_info
 # written in (else JupyterLab marks each notebook modified as soon as it opens: scripts/notebook_metadata.py)
