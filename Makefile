@@ -10,9 +10,14 @@ export PYTHONHASHSEED := 0
 
 setup: $(STAMP)
 
-# (re)install when requirements.txt or pyproject.toml change; torch first, from the local wheel cache; then the kernel
-# config that drops ipykernel's loopback-TCP warning (scripts/ipython_kernel_config.py says why)
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml scripts/ipython_kernel_config.py
+# (re)install when requirements.txt, pyproject.toml or one of the config files change; torch first, from the local
+# wheel cache; then the configs, into the venv so that every kernel / `jupyter lab` of the venv reads them: the kernel
+# config that drops ipykernel's loopback-TCP warning (scripts/ipython_kernel_config.py says why), the server config
+# that saves the course notebooks without outputs (scripts/jupyter_server_config.py says why), and JupyterLab's
+# settings overrides that open a double-clicked .py as a notebook ("Jupytext Notebook", jupytext's documented
+# defaultViewers setting; .md files such as notebooks/solutions/ still open as Markdown)
+LAB_CONFIGS := scripts/ipython_kernel_config.py scripts/jupyter_server_config.py scripts/jupyterlab_overrides.json
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml $(LAB_CONFIGS)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
 	  echo "make setup: $(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())' 2>/dev/null || echo '(not found)'); the pins need Python >= 3.11 (numpy==2.4.6 has no wheel for 3.10; tested on 3.11). Run: make setup PYTHON=python3.11" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +26,8 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml scripts/ipython_k
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(VENV)/bin/pip check
 	install -D -m 644 scripts/ipython_kernel_config.py $(VENV)/etc/ipython/ipython_kernel_config.py
+	install -D -m 644 scripts/jupyter_server_config.py $(VENV)/etc/jupyter/jupyter_server_config.py
+	install -D -m 644 scripts/jupyterlab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $(STAMP)
 
 # every notebook through papermill with its default (lecture) parameters; outputs under build/
@@ -44,8 +51,12 @@ test: setup data browser
 lint: setup
 	$(VENV)/bin/ruff check
 
+# JupyterLab on notebooks/ (saves strip outputs, a .py opens as a notebook: see $(STAMP)); jupyter_server refuses to
+# start as root without --allow-root, which a container's only user usually is, so it is passed there, visibly
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	@flags=; if [ "$$(id -u)" = 0 ]; then flags=" --allow-root"; \
+	  echo "make lab: running as root (a container?), so jupyter lab gets --allow-root"; fi; \
+	echo "$(VENV)/bin/jupyter lab$$flags notebooks/"; exec $(VENV)/bin/jupyter lab$$flags notebooks/
 
 # repair the jupytext pairs (.py percent <-> .ipynb), newest side wins, outputs stripped, the kernel's language_info
 # written in (else JupyterLab marks each notebook modified as soon as it opens: scripts/notebook_metadata.py)
