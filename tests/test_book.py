@@ -31,6 +31,7 @@ from urllib.parse import urldefrag, urljoin, urlparse
 
 import pytest
 import yaml
+from processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -197,12 +198,7 @@ def site(built_html: Path) -> Iterator[str]:
             pytest.fail(f"http.server did not answer on {base} within 10 s", pytrace=False)
         yield base
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server, timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from processes import stop_process
 from test_notebooks import NOTEBOOK_DIR, SOURCES
 from test_notebooks import test_pair_in_sync_and_without_outputs as check_pair_in_sync_and_without_outputs
 
@@ -111,12 +112,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                 time.sleep(0.2)
         yield lab
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server, timeout=15)
 
 
 def _after_run_all(content: dict[str, Any]) -> dict[str, Any]:
