@@ -6,7 +6,7 @@ Writes ``benchmarks/mnist_classifier.json``.
 
 A score for generated digits means something only if it rejects what is not a digit. This evaluates
 ``checkpoints/mnist_classifier.pt`` (trained with outlier exposure by ``scripts/train_mnist_classifier.py``) with
-``proxflow_edu.mnist.classifier.robustness_table``: the confident fraction (max softmax >= 0.9) on real test
+``benchmarks/classifier_cases.robustness_table``: the confident fraction (max softmax >= 0.9) on real test
 digits, with light haze and with +-2 px shifts (should pass), and on uniform noise, the flow's prior U[0, 0.5],
 smoothed noise blobs, 50/50 blends of two different digits, digits blurred with sigma = 2 and blank images (should
 fail), plus the test accuracy; the classifier's training facts are copied from the checkpoint.
@@ -15,20 +15,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from proxflow_edu.mnist.classifier import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: benchmarks/
+
+from benchmarks.classifier_cases import (  # noqa: E402
     EVAL_SEED,
     GARBAGE_MAX_CONFIDENT,
     PASS_MIN_CONFIDENT,
-    accuracy,
-    load_classifier,
     robustness_table,
 )
-from proxflow_edu.mnist.data import load_mnist_with_labels
+from proxflow_edu.mnist.classifier import (  # noqa: E402
+    accuracy,
+    load_classifier,
+)
+from proxflow_edu.mnist.data import load_mnist_with_labels  # noqa: E402
 
 
 def main() -> None:

@@ -12,16 +12,22 @@ Three sides, the same math, the same thread count, in the same process:
 * ``plain_port``: the same step order with our network classes, their explicit backward switched off (autograd),
   which isolates the gain of the training loop from that of the networks.
 
+For the CNN it also times our step with ``FlowConfig(precision="bf16")`` (convolutions and matmuls in bfloat16,
+``nets.MixedPrecision``), without channels_last (NCHW everywhere, to show what the layout buys) and under
+``torch.compile`` (the networks' forward and explicit backward compiled by inductor; compile time excluded and
+reported). Each ratio is against the ports timed in the same run.
+
     .venv/bin/python benchmarks/train_step.py [--iters 20] [--mnist-iters 4] [--threads 2] [--skip-mnist]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +35,7 @@ from torch import Tensor, nn
 from proxflow_edu.config import FlowConfig
 from proxflow_edu.data import sample_prior, sample_toy
 from proxflow_edu.flow import euler_flow
+from proxflow_edu.mnist import nets as mnist_nets
 from proxflow_edu.mnist.nets import CNNDiscriminator, CNNPotential
 from proxflow_edu.nets import MLPDiscriminator, MLPPotential, ScalarNetwork, init_glorot, time_column
 from proxflow_edu.objectives import gradient_penalty, interpolates, kinetic_energy, lipschitz_kl_dual
@@ -97,6 +104,45 @@ def time_package(config: FlowConfig, data: Tensor, iters: int) -> float:
     return (t[-1] - t[0]) / iters
 
 
+@contextlib.contextmanager
+def without_channels_last() -> Iterator[None]:
+    """Our CNNs in NCHW: no layout conversion of the activations, and the weights left contiguous."""
+    saved_layout, saved_to = mnist_nets.channels_last, mnist_nets.ConvTrunk.to
+    mnist_nets.channels_last = lambda x: x.contiguous()
+    mnist_nets.ConvTrunk.to = lambda self, *a, **k: self if "memory_format" in k else saved_to(self, *a, **k)
+    try:
+        yield
+    finally:
+        mnist_nets.channels_last, mnist_nets.ConvTrunk.to = saved_layout, saved_to
+
+
+@contextlib.contextmanager
+def compiled_networks() -> Iterator[None]:
+    """The CNNs' forward and input_gradient (the explicit backward) through torch.compile (inductor)."""
+    saved = {(cls, name): getattr(cls, name) for cls in (CNNPotential, CNNDiscriminator)
+             for name in ("forward", "input_gradient")}
+    for (cls, name), fn in saved.items():
+        setattr(cls, name, torch.compile(fn, dynamic=False))
+    try:
+        yield
+    finally:
+        for (cls, name), fn in saved.items():
+            setattr(cls, name, fn)
+
+
+def time_variant(config: FlowConfig, data: Tensor, iters: int, context: contextlib.AbstractContextManager
+                 ) -> dict[str, float | str]:
+    """s/iteration of our step inside ``context`` (first call = warm-up/compilation, timed separately)."""
+    try:
+        with context:
+            start = time.perf_counter()
+            train(config.replace(n_iters=1, log_every=10**9), data, progress=False)
+            warm_up = time.perf_counter() - start
+            return {"s_per_iter": round(time_package(config, data, iters), 4), "warm_up_s": round(warm_up, 1)}
+    except Exception as err:  # noqa: BLE001 - a failed variant is a result to report, not a crash
+        return {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"}
+
+
 def time_port(config: FlowConfig, data: Tensor, iters: int, potential: Callable, phi: nn.Module) -> float:
     """Seconds per iteration of the authors' step order for the given networks (input gradients by the flow's path)."""
     c, M, shape = config, config.batch_size, tuple(data.shape[1:])
@@ -133,10 +179,13 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--mnist-iters", type=int, default=4)
     parser.add_argument("--skip-mnist", action="store_true")
+    parser.add_argument("--skip-compile", action="store_true", help="do not try torch.compile (minutes of compiling)")
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads for the CNN (the MLP uses 1)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("train_step.json")))
     args = parser.parse_args()
-    cases = {"toy_mlp_R12": (FlowConfig(batch_size=200), sample_toy("8gaussians", 5000, dim=12, seed=0), args.iters)}
+    # the paper's algorithm (options off) on both sides: the ports implement no well-posedness term
+    toy = FlowConfig.preset("lecture_toy_paper", batch_size=200)
+    cases = {"toy_mlp_R12": (toy, sample_toy("8gaussians", 5000, dim=12, seed=0), args.iters)}
     if not args.skip_mnist:
         images = torch.rand(1000, 1, 28, 28)  # the step's cost does not depend on the pixel values
         cases["mnist_cnn"] = (FlowConfig.preset("paper_mnist"), images, args.mnist_iters)
@@ -158,6 +207,17 @@ def main() -> None:
                          "ratio_to_plain_port": round(ours / plain, 3),
                          "iters_timed": iters, "batch_size": config.batch_size, "disc_steps": config.disc_steps,
                          "euler_steps": config.n_steps, "threads": torch.get_num_threads()}
+        if config.arch == "mnist_cnn":
+            variants = {"bf16": (config.replace(precision="bf16"), contextlib.nullcontext()),
+                        "fp32_without_channels_last": (config, without_channels_last())}
+            if not args.skip_compile:
+                variants["fp32_torch_compile"] = (config, compiled_networks())
+            for label, (variant_config, context) in variants.items():
+                row = time_variant(variant_config, data, iters, context)
+                if "s_per_iter" in row:
+                    row["ratio_to_plain_port"] = round(row["s_per_iter"] / plain, 3)
+                    row["ratio_to_original_port"] = round(row["s_per_iter"] / original, 3)
+                results[name][label] = row
         print(name, results[name], flush=True)
     meta = {"device": "cpu", "torch": torch.__version__, "machine": platform.machine(),
             "processor": platform.processor() or "unknown", "cpu_count": torch.get_num_threads(),

@@ -93,11 +93,12 @@ def evaluate(result: Any, held_out: torch.Tensor, floor: float, seed: int) -> di
     return out
 
 
-def run_one(job: tuple[str, dict[str, Any], str, int, int | None]) -> dict[str, Any]:
-    """Train and score one (config, dataset, seed[, n_iters]); one torch thread."""
+def run_one(job: tuple[Any, ...]) -> dict[str, Any]:
+    """Train and score one (config, dataset, seed, n_iters[, dim]); one torch thread. The dim defaults to the
+    ablation's (:data:`DATASETS`)."""
     torch.set_num_threads(1)
-    name, options, dataset, seed, n_iters = job
-    dim = DATASETS[dataset]
+    name, options, dataset, seed, n_iters, *rest = job
+    dim = rest[0] if rest else DATASETS[dataset]
     data = sample_toy(dataset, N_TRAIN, dim=dim, seed=seed)
     held = sample_toy(dataset, 2 * N_EVAL, dim=dim, seed=5_000 + seed)
     floor = metrics.noise_floor(held, N_EVAL, seed=seed)
@@ -106,8 +107,74 @@ def run_one(job: tuple[str, dict[str, Any], str, int, int | None]) -> dict[str, 
     result = train(config, data, progress=False)
     scores = evaluate(result, held[:N_EVAL], floor, seed)
     return {"config": name, "options": options, "dataset": dataset, "dim": dim, "seed": seed,
-            "diverged_at": result.diverged_at, "noise_floor": floor,
+            "n_iters": config.n_iters, "diverged_at": result.diverged_at, "noise_floor": floor,
             **{k: [round(x, 5) for x in v] if isinstance(v, list) else round(v, 5) for k, v in scores.items()}}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The rule that chooses FlowConfig() (--choose): every candidate on several manifolds, in two dimensions, for two
+# seeds, each run given the same wall-clock budget (its iterations = budget / its measured seconds per iteration).
+# --------------------------------------------------------------------------------------------------------------
+CHOICE_MANIFOLDS = ("8gaussians", "pinwheel", "moons", "swissroll")  # the rule reads these
+VALIDATION_MANIFOLDS = ("circles", "checkerboard")  # measured the same way, never read by the rule
+CHOICE_DIMS = (7, 12)
+CHOICE_BUDGET_S = 60.0  # seconds of one core per run: the lecture budget (<= 60 s)
+# the candidates, each on top of the paper's algorithm (every option off); "paper" is the reference of the rule
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "vc1+hj1": dict(velocity_change_weight=1.0, hj_weight=1.0),
+    "vc0.1": dict(velocity_change_weight=0.1),
+    "vc0.3": dict(velocity_change_weight=0.3),
+    "vc0.3+lr2x": dict(velocity_change_weight=0.3, lr_potential=2e-3, lr_discriminator=1e-3),
+    "vc1+lr2x": dict(velocity_change_weight=1.0, lr_potential=2e-3, lr_discriminator=1e-3),
+    "paper+lr2x": dict(lr_potential=2e-3, lr_discriminator=1e-3),
+    "vc0.3+K2": dict(velocity_change_weight=0.3, disc_steps=2),
+    "vc0.3+ema": dict(velocity_change_weight=0.3, ema_decay=0.99),
+}
+RULE = ("among the candidates whose W2/floor at N = 5 (mean over the seeds) is no worse than the paper's algorithm's "
+        "on every (manifold, dimension) of CHOICE_MANIFOLDS x CHOICE_DIMS, the straightest: the smallest worst-cell "
+        "KE/chord at the training N; ties (within 0.005) go to the lower worst-cell W2/floor at N = 5")
+
+
+def seconds_per_iteration(options: dict[str, Any], iters: int = 40) -> float:
+    """Measured s/iteration of a candidate (8 gaussians in R^12, one thread, after 5 warm-up iterations)."""
+    torch.set_num_threads(1)
+    data = sample_toy("8gaussians", N_TRAIN, dim=12, seed=0)
+    train(FlowConfig(**{**OFF, **options, "n_iters": 5}), data, progress=False)
+    return train(FlowConfig(**{**OFF, **options, "n_iters": iters}), data, progress=False).wall_time / iters
+
+
+def budget_iterations(s_per_iter: float, budget_s: float) -> int:
+    """Iterations that fit the budget, rounded to a multiple of 100 (so that timing noise rarely moves it)."""
+    return max(100, int(round(budget_s / s_per_iter / 100.0)) * 100)
+
+
+def cell_means(records: list[dict[str, Any]], metric: str) -> dict[tuple[str, str, int], float]:
+    """(config, manifold, dim) -> the mean of ``metric`` over the seeds."""
+    cells: dict[tuple[str, str, int], list[float]] = {}
+    for r in records:
+        cells.setdefault((r["config"], r["dataset"], r["dim"]), []).append(r[metric])
+    return {k: statistics.fmean(v) for k, v in cells.items()}
+
+
+def choose_default(records: list[dict[str, Any]], reference: str = "paper") -> dict[str, Any]:
+    """Apply :data:`RULE` to the records of CHOICE_MANIFOLDS x CHOICE_DIMS; the chosen name and why."""
+    rows = [r for r in records if r["dataset"] in CHOICE_MANIFOLDS]
+    w2, ke = cell_means(rows, "w2_floor_N5"), cell_means(rows, "ke_chord_Ntrain")
+    names = sorted({r["config"] for r in rows})
+    cells = sorted({(r["dataset"], r["dim"]) for r in rows})
+    table = {}
+    for name in names:
+        worse = [f"{d} R^{k}" for d, k in cells if w2[(name, d, k)] > w2[(reference, d, k)]]
+        table[name] = {"qualifies": not worse, "worse_than_reference_on": worse,
+                       "worst_w2_floor_N5": round(max(w2[(name, d, k)] for d, k in cells), 4),
+                       "worst_ke_chord": round(max(ke[(name, d, k)] for d, k in cells), 4)}
+    qualified = [n for n in names if table[n]["qualifies"]]
+    straightest = min(table[n]["worst_ke_chord"] for n in qualified)
+    ties = [n for n in qualified if table[n]["worst_ke_chord"] <= straightest + 0.005]
+    chosen = min(ties, key=lambda n: table[n]["worst_w2_floor_N5"])
+    return {"rule": RULE, "reference": reference, "chosen": chosen, "options": CANDIDATES.get(chosen),
+            "candidates": table}
 
 
 # MNIST: label -> checkpoint directory under checkpoints/ (make train-mnist); the paper's algorithm first
@@ -220,9 +287,18 @@ def main() -> None:
                         help=f"evaluate the shipped MNIST checkpoints instead (default: all of {list(MNIST_RUNS)})")
     parser.add_argument("--mnist-n", type=int, default=500, help="prior samples per MNIST checkpoint")
     parser.add_argument("--checkpoints", default=str(Path(__file__).resolve().parents[1] / "checkpoints"))
+    parser.add_argument("--choose", nargs="*", default=None, choices=list(CANDIDATES), metavar="CANDIDATE",
+                        help="run the sweep that chooses FlowConfig() (default: every candidate) and apply RULE")
+    parser.add_argument("--manifolds", nargs="+", default=[*CHOICE_MANIFOLDS, *VALIDATION_MANIFOLDS])
+    parser.add_argument("--budget-s", type=float, default=CHOICE_BUDGET_S, help="seconds of one core per run")
     args = parser.parse_args()
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.is_file() else {}
+    if args.choose is not None:
+        previous["defaults"] = run_choice(args, previous.get("defaults", {}))
+        out.write_text(json.dumps(previous, indent=1) + "\n")
+        print(f"wrote the 'defaults' part of {out}: chosen {previous['defaults']['choice']['chosen']}")
+        return
     if args.mnist is not None:
         previous["mnist"] = run_mnist(args.mnist or list(MNIST_RUNS), args.mnist_n, 100, Path(args.checkpoints))
         out.write_text(json.dumps(previous, indent=1) + "\n")
@@ -253,6 +329,43 @@ def main() -> None:
     out.write_text(json.dumps({"meta": meta, "configs": configs, "summary": summarise(records),
                                "records": records, **mnist}, indent=1) + "\n")
     print(f"wrote {args.out} ({wall:.0f} s)")
+
+
+def run_choice(args: argparse.Namespace, previous: dict[str, Any]) -> dict[str, Any]:
+    """The sweep of :data:`CANDIDATES` (merged into the previous records of the same budget) and the rule's choice."""
+    names = args.choose or list(CANDIDATES)
+    same_budget = previous.get("meta", {}).get("budget_s") == args.budget_s
+    calibration = previous.get("calibration", {}) if same_budget else {}
+    for name in names:  # measured one at a time, before the pool starts, on an otherwise idle core
+        if name not in calibration:
+            calibration[name] = round(seconds_per_iteration(CANDIDATES[name]), 5)
+            print(f"{name:>12}: {calibration[name]:.4f} s/iteration", flush=True)
+    iters = {name: budget_iterations(calibration[name], args.budget_s) for name in names}
+    jobs = [(name, CANDIDATES[name], d, s, args.n_iters or iters[name], dim)
+            for d in args.manifolds for dim in CHOICE_DIMS for s in args.seeds for name in names]
+    key = lambda r: (r["config"], r["dataset"], r["dim"], r["seed"])  # noqa: E731
+    records = {key(r): r for r in (previous.get("records", []) if same_budget else [])}
+    start = time.perf_counter()
+    with ProcessPoolExecutor(args.workers) if args.workers > 1 else _Serial() as pool:
+        for rec in pool.map(run_one, jobs):
+            records[key(rec)] = rec
+            print(f"{rec['config']:>12} {rec['dataset']:>12} R^{rec['dim']:<2} seed {rec['seed']} "
+                  f"({rec['n_iters']} it): " + " ".join(f"{m}={rec[m]:.3g}" for m in METRICS), flush=True)
+    rows = sorted(records.values(), key=key)
+    meta = {"command": " ".join(["python", *sys.argv]), "budget_s": args.budget_s, "device": "cpu",
+            "torch_threads_per_run": 1, "workers": args.workers, "cpu_count": os.cpu_count(),
+            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+            "wall_time_s": round(time.perf_counter() - start + previous.get("meta", {}).get("wall_time_s", 0), 1),
+            "choice_manifolds": list(CHOICE_MANIFOLDS), "validation_manifolds": list(VALIDATION_MANIFOLDS),
+            "dims": list(CHOICE_DIMS), "n_train": N_TRAIN, "n_eval": N_EVAL,
+            "note": "every run is FlowConfig(**OFF, **options, seed=seed, n_iters=iterations[config]); iterations = "
+                    "budget_s / calibration (s/iteration, measured once per candidate), rounded to 100"}
+    summary = {f"{c} | {d} R^{k}": {m: round(v, 5) for m, v in
+                                    ((m, cell_means(rows, m)[(c, d, k)]) for m in METRICS)}
+               for c, d, k in sorted({(r["config"], r["dataset"], r["dim"]) for r in rows})}
+    return {"meta": meta, "calibration": calibration,
+            "iterations": {n: budget_iterations(t, args.budget_s) for n, t in calibration.items()},
+            "candidates": CANDIDATES, "choice": choose_default(rows), "summary": summary, "records": rows}
 
 
 class _Serial:

@@ -50,7 +50,7 @@ from proxflow_edu.course import plotting
 from proxflow_edu.config import FlowConfig
 from proxflow_edu.diagnostics import discriminator_slope
 from proxflow_edu.nets import MLPDiscriminator, input_gradient
-from proxflow_edu.train import fit_discriminator as fit_discriminator_steps
+from proxflow_edu.course.discriminator import fit_discriminator as fit_discriminator_steps
 from proxflow_edu.course.parameters import check_parameters, parameter_defaults
 
 # %% tags=["parameters"]
@@ -275,7 +275,7 @@ P_line = torch.stack([4 * torch.rand(n_points, generator=gen) - 2, torch.full((n
 
 
 def fit_discriminator(gamma: float | None, steps: int, desc: str) -> tuple[MLPDiscriminator, dict[str, list[float]]]:
-    """Algorithm 1 alone with P fixed (proxflow_edu.train.fit_discriminator), logging the DV estimate and |grad phi|."""
+    """Algorithm 1 alone with P fixed (proxflow_edu.course.discriminator.fit_discriminator), logging the DV estimate and |grad phi|."""
     torch.manual_seed(seed)
     phi = MLPDiscriminator(2)
     log = {"step": [], "dv": [], "grad_norm": []}

@@ -1051,7 +1051,7 @@ if not SMOKE:
 #    $\overline{|v^\perp+x^\perp/(1-t)|}$ against $t$. Where is the learning error largest, and how does that explain
 #    the off-plane columns at $N=5$ and $N=320$? Would sampling on $[0,1-\varepsilon]$ help?
 # 4. **A common divergence for every sampler.** The W1 proximal compares singular measures. Fit a fresh Lipschitz
-#    discriminator (`proxflow_edu.train.fit_discriminator`, $L=1$) between each method's $N=5$ samples and held-out
+#    discriminator (`proxflow_edu.course.discriminator.fit_discriminator`, $L=1$) between each method's $N=5$ samples and held-out
 #    data, and rank the four methods by the final $D^L_{\rm KL}$ estimate. Does the ranking agree with $W_2$/floor?
 # 5. **Equal budgets.** Give W1 ⊕ W2 (`FlowConfig()`) the same wall time as OT-CFM used (choose `n_iters` from the
 #    s/iter column) and, conversely, train OT-CFM for as long as the W1 ⊕ W2 run took. Which conclusions of section 9

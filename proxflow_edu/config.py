@@ -19,6 +19,7 @@ from .nets import NETWORK_SIZES
 VARIANTS = ("unregularized", "w2", "w1", "w1w2")
 ARCHS = ("mlp", "mnist_cnn")
 LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -56,6 +57,7 @@ class FlowConfig:
     # --- the run
     seed: int = 0               # seeds the initialisation and every minibatch
     device: str = "cpu"         # "cpu" or "cuda[:k]"
+    precision: str = "fp32"     # "bf16": the networks' convolutions and matmuls in bfloat16 (nets.MixedPrecision)
     log_every: int = 50         # iterations between history entries
     max_divergence: float = 1e3  # stop when the DV estimate exceeds this (unregularised runs climb to 1e5-1e6, §6 d6)
     # --- well-posedness options (book/method.md §4; off in the paper's presets; proxflow_edu.wellposed)
@@ -68,7 +70,7 @@ class FlowConfig:
     def __post_init__(self) -> None:
         self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
         for name, allowed in (("variant", VARIANTS), ("prior", PRIORS), ("arch", ARCHS),
-                              ("lr_schedule", LR_SCHEDULES)):
+                              ("lr_schedule", LR_SCHEDULES), ("precision", PRECISIONS)):
             _check(getattr(self, name) in allowed, name, self, f"one of {', '.join(allowed)}")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)

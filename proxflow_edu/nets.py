@@ -42,6 +42,30 @@ class ScalarNetwork(nn.Module):
         return autograd_space_time_gradient(self, x, t, create_graph)
 
 
+
+class MixedPrecision(ScalarNetwork):
+    """A view of ``network`` whose convolutions and matmuls run in bfloat16 (``torch.autocast``), answering in float32
+    (``FlowConfig(precision="bf16")``). The weights stay the network's float32 parameters, so the optimisers, the
+    checkpoint and sampling use the plain network, and what is built from the answers (the Euler update, the DV
+    logsumexp, the kinetic energy, the penalties) is float32."""
+
+    def __init__(self, network: ScalarNetwork, device_type: str) -> None:
+        super().__init__()
+        self.network, self.device_type = network, device_type
+
+    def forward(self, x: Tensor, *cond: float | Tensor) -> Tensor:
+        with torch.autocast(self.device_type, dtype=torch.bfloat16):
+            return self.network(x, *cond).float()
+
+    def input_gradient(self, x: Tensor, *cond: float | Tensor, create_graph: bool = False) -> Tensor:
+        with torch.autocast(self.device_type, dtype=torch.bfloat16):
+            return self.network.input_gradient(x, *cond, create_graph=create_graph).float()
+
+    def space_time_gradient(self, x: Tensor, t: Tensor, create_graph: bool = False) -> tuple[Tensor, Tensor]:
+        with torch.autocast(self.device_type, dtype=torch.bfloat16):
+            grad_x, d_t = self.network.space_time_gradient(x, t, create_graph)
+        return grad_x.float(), d_t.float()
+
 def input_gradient(f: Callable[..., Tensor], x: Tensor, *cond: float | Tensor, create_graph: bool = False) -> Tensor:
     """grad_x f(x, *cond) for a :class:`ScalarNetwork` (its own method) or any callable (autograd)."""
     if isinstance(f, ScalarNetwork):

@@ -24,7 +24,7 @@ from .config import FlowConfig
 from .data import sample_prior
 from .flow import EulerPath, euler_flow
 from .mnist.nets import CNNDiscriminator, CNNPotential
-from .nets import MLPDiscriminator, MLPPotential
+from .nets import MixedPrecision, MLPDiscriminator, MLPPotential
 
 
 class DivergedRunWarning(UserWarning):
@@ -147,6 +147,9 @@ def train(config: FlowConfig, data: Tensor, progress: bool = True, callback: Cal
         result = TrainResult(potential, discriminator, c, {}, event_shape=event_shape, potential_ema=ema)
         if resume_from is not None:
             _restore(result, resume_from, opt_u, opt_d, gen)
+        # precision "bf16": the steps call the networks through bfloat16 views of the same float32 weights
+        nets = ((potential, discriminator) if c.precision == "fp32" else
+                tuple(MixedPrecision(net, torch.device(c.device).type) for net in (potential, discriminator)))
         params = [*potential.parameters(), *discriminator.parameters()]
         last_good = [p.detach().clone() for p in params]
         start = time.perf_counter() - result.wall_time
@@ -154,7 +157,7 @@ def train(config: FlowConfig, data: Tensor, progress: bool = True, callback: Cal
                    leave=False, initial=result.iterations_done, total=c.n_iters)
         for it in bar:
             _set_learning_rates(c, it, opt_u, opt_d)
-            values = _iteration(c, data, potential, discriminator, opt_u, opt_d, gen)
+            values = _iteration(c, data, *nets, opt_u, opt_d, gen)
             reason = _divergence_reason(values, c.max_divergence)
             if reason is None:
                 for p, saved in zip(params, last_good):
@@ -278,21 +281,3 @@ def _divergence_reason(values: dict[str, float], max_divergence: float) -> str |
                 f"(the discriminator separates generated and data samples without bound)")
     return None
 
-
-def fit_discriminator(discriminator: nn.Module, x_generated: Tensor, x_target: Tensor, steps: int,
-                      config: FlowConfig, generator: torch.Generator | None = None,
-                      callback: Callable[[int, nn.Module], None] | None = None) -> list[float]:
-    """Algorithm 1 alone on fixed samples of P (n, *event) and Q (m, *event): the DV estimate of each of ``steps``.
-
-    A teaching tool: without the Lipschitz bound (``config.variant`` "unregularized" or "w2") the estimate grows
-    without limit between mutually singular P and Q. ``callback(step, discriminator)`` runs after every step.
-    """
-    opt = _adam(discriminator, config.lr_discriminator, config)
-    estimates = []
-    for step in range(steps):
-        x = x_generated[torch.randint(len(x_generated), (config.batch_size,), generator=generator)]
-        y = x_target[torch.randint(len(x_target), (config.batch_size,), generator=generator)]
-        estimates.append(discriminator_step(discriminator, opt, x, y, config, generator).divergence)
-        if callback is not None:
-            callback(step, discriminator)
-    return torch.stack(estimates).tolist() if estimates else []

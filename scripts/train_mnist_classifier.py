@@ -20,33 +20,38 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
-from proxflow_edu.mnist.classifier import (
-    DEFAULT_CLASSIFIER,
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: benchmarks/
+
+from benchmarks.classifier_cases import (  # noqa: E402
     EVAL_SEED,
     GARBAGE_KINDS,
     HAZE_MAX,
     SHIFT_PX,
+    gaussian_blur,
+    haze,
+    outlier_images,
+    robustness_table,
+    shift_images,
+)
+from proxflow_edu.mnist.classifier import (  # noqa: E402
+    DEFAULT_CLASSIFIER,
     Classifier,
     MNISTClassifier,
     accuracy,
     feature_statistics,
-    gaussian_blur,
-    haze,
     load_classifier,
-    outlier_images,
     predict,
-    robustness_table,
     save_classifier,
     score_samples,
-    shift_images,
 )
-from proxflow_edu.mnist.data import load_mnist, load_mnist_with_labels
+from proxflow_edu.mnist.data import load_mnist, load_mnist_with_labels  # noqa: E402
 
 TRAIN_BLUR_SIGMA = (2.0, 3.5)  # training blurs span a range (evaluation: exactly 2, the hardest of "sigma >= 2")
 OUTLIER_SEED_OFFSET = 1_000_003  # the garbage generator's seed = --seed + this (never the evaluation's seeds)

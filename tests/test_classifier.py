@@ -11,20 +11,22 @@ from pathlib import Path
 import pytest
 import torch
 
-from proxflow_edu.mnist.classifier import (
+from benchmarks.classifier_cases import (
     EVAL_SEED,
     GARBAGE_KINDS,
     GARBAGE_MAX_CONFIDENT,
     PASS_KINDS,
     PASS_MIN_CONFIDENT,
-    accuracy,
     gaussian_blur,
     gaussian_kernel1d,
-    load_classifier,
     outlier_images,
     pass_images,
     robustness_table,
     shift_images,
+)
+from proxflow_edu.mnist.classifier import (
+    accuracy,
+    load_classifier,
 )
 from proxflow_edu.mnist.data import mnist_is_ready
 

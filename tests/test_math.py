@@ -293,8 +293,8 @@ def test_centered_hj_residual_ignores_a_time_only_drift() -> None:
 def test_fit_discriminator_separates_singular_measures_only_without_the_bound() -> None:
     """P on the line x2 = 1, Q on x2 = 0 (mutually singular): D^L_KL = L * 1 with the bound, unbounded without."""
     from proxflow_edu.config import FlowConfig
+    from proxflow_edu.course.discriminator import fit_discriminator
     from proxflow_edu.nets import MLPDiscriminator
-    from proxflow_edu.train import fit_discriminator
     g = torch.Generator().manual_seed(0)
     u = 4 * torch.rand(2000, generator=g) - 2
     p, q = torch.stack([u, torch.ones_like(u)], 1).float(), torch.stack([u, torch.zeros_like(u)], 1).float()

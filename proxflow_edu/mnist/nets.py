@@ -58,9 +58,11 @@ class ConvTrunk(nn.Module):
 
         def backward(g_features: Tensor) -> Tensor:
             g = g_features.reshape(p2.shape) * self.slope(p2, a2)
-            g = F.max_unpool2d(g, i2, 2, output_size=z2.shape[-2:])
+            # max_unpool2d answers in NCHW; in it, oneDNN has no transposed convolution and PyTorch's fallback is
+            # 3-4x slower (the same values), hence channels_last before each conv_transpose2d
+            g = channels_last(F.max_unpool2d(g, i2, 2, output_size=z2.shape[-2:]))
             g = F.conv_transpose2d(g, self.conv2.weight, padding=self.conv2.padding) * self.slope(p1, a1)
-            g = F.max_unpool2d(g, i1, 2, output_size=z1.shape[-2:])
+            g = channels_last(F.max_unpool2d(g, i1, 2, output_size=z1.shape[-2:]))
             return F.conv_transpose2d(g, self.conv1.weight, padding=self.conv1.padding)
 
         return a2.flatten(1), backward
