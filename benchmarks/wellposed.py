@@ -93,12 +93,10 @@ def evaluate(result: Any, held_out: torch.Tensor, floor: float, seed: int) -> di
     return out
 
 
-def run_one(job: tuple[Any, ...]) -> dict[str, Any]:
-    """Train and score one (config, dataset, seed, n_iters[, dim]); one torch thread. The dim defaults to the
-    ablation's (:data:`DATASETS`)."""
+def run_one(job: tuple[str, dict[str, Any], str, int, int | None, int]) -> dict[str, Any]:
+    """Train and score one (config, options, dataset, seed, n_iters, dim); one torch thread."""
     torch.set_num_threads(1)
-    name, options, dataset, seed, n_iters, *rest = job
-    dim = rest[0] if rest else DATASETS[dataset]
+    name, options, dataset, seed, n_iters, dim = job
     data = sample_toy(dataset, N_TRAIN, dim=dim, seed=seed)
     held = sample_toy(dataset, 2 * N_EVAL, dim=dim, seed=5_000 + seed)
     floor = metrics.noise_floor(held, N_EVAL, seed=seed)
@@ -305,7 +303,7 @@ def main() -> None:
         print(f"wrote the MNIST part of {out}")
         return
     configs = dict(parse_config(c) for c in args.configs)
-    jobs = [(name, opts, d, s, args.n_iters)
+    jobs = [(name, opts, d, s, args.n_iters, DATASETS[d])
             for d in args.datasets for s in args.seeds for name, opts in configs.items()]
     start = time.perf_counter()
     records = []
@@ -340,8 +338,8 @@ def run_choice(args: argparse.Namespace, previous: dict[str, Any]) -> dict[str, 
         if name not in calibration:
             calibration[name] = round(seconds_per_iteration(CANDIDATES[name]), 5)
             print(f"{name:>12}: {calibration[name]:.4f} s/iteration", flush=True)
-    iters = {name: budget_iterations(calibration[name], args.budget_s) for name in names}
-    jobs = [(name, CANDIDATES[name], d, s, args.n_iters or iters[name], dim)
+    iterations = {name: budget_iterations(t, args.budget_s) for name, t in calibration.items()}
+    jobs = [(name, CANDIDATES[name], d, s, args.n_iters or iterations[name], dim)
             for d in args.manifolds for dim in CHOICE_DIMS for s in args.seeds for name in names]
     key = lambda r: (r["config"], r["dataset"], r["dim"], r["seed"])  # noqa: E731
     records = {key(r): r for r in (previous.get("records", []) if same_budget else [])}
@@ -360,11 +358,10 @@ def run_choice(args: argparse.Namespace, previous: dict[str, Any]) -> dict[str, 
             "dims": list(CHOICE_DIMS), "n_train": N_TRAIN, "n_eval": N_EVAL,
             "note": "every run is FlowConfig(**OFF, **options, seed=seed, n_iters=iterations[config]); iterations = "
                     "budget_s / calibration (s/iteration, measured once per candidate), rounded to 100"}
-    summary = {f"{c} | {d} R^{k}": {m: round(v, 5) for m, v in
-                                    ((m, cell_means(rows, m)[(c, d, k)]) for m in METRICS)}
-               for c, d, k in sorted({(r["config"], r["dataset"], r["dim"]) for r in rows})}
-    return {"meta": meta, "calibration": calibration,
-            "iterations": {n: budget_iterations(t, args.budget_s) for n, t in calibration.items()},
+    means = {m: cell_means(rows, m) for m in METRICS}
+    summary = {f"{c} | {d} R^{k}": {m: round(means[m][(c, d, k)], 5) for m in METRICS}
+               for c, d, k in sorted(means[METRICS[0]])}
+    return {"meta": meta, "calibration": calibration, "iterations": iterations,
             "candidates": CANDIDATES, "choice": choose_default(rows), "summary": summary, "records": rows}
 
 

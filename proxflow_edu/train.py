@@ -142,7 +142,7 @@ def train(config: FlowConfig, data: Tensor, progress: bool = True, callback: Cal
     with _cpu_threads(c):
         potential, discriminator = build_networks(c, event_shape)
         gen = torch.Generator(device=c.device).manual_seed(c.seed)
-        opt_u, opt_d = _adam(potential, c.lr_potential, c), _adam(discriminator, c.lr_discriminator, c)
+        opt_u, opt_d = adam(potential, c.lr_potential, c), adam(discriminator, c.lr_discriminator, c)
         ema = copy.deepcopy(potential).requires_grad_(False) if c.ema_decay > 0 else None
         result = TrainResult(potential, discriminator, c, {}, event_shape=event_shape, potential_ema=ema)
         if resume_from is not None:
@@ -224,7 +224,8 @@ def _cpu_threads(config: FlowConfig) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _adam(module: nn.Module, lr: float, config: FlowConfig) -> torch.optim.Adam:
+def adam(module: nn.Module, lr: float, config: FlowConfig) -> torch.optim.Adam:
+    # the one Adam of the package (both networks of train(), course.discriminator.fit_discriminator)
     # foreach: one vectorised update for all tensors instead of a Python loop over them
     return torch.optim.Adam(module.parameters(), lr=lr, betas=config.adam_betas, foreach=True)
 

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from ..algorithm import discriminator_step
 from ..config import FlowConfig
+from ..train import adam
 
 
 def fit_discriminator(discriminator: nn.Module, x_generated: Tensor, x_target: Tensor, steps: int,
@@ -19,8 +20,7 @@ def fit_discriminator(discriminator: nn.Module, x_generated: Tensor, x_target: T
     A teaching tool: without the Lipschitz bound (``config.variant`` "unregularized" or "w2") the estimate grows
     without limit between mutually singular P and Q. ``callback(step, discriminator)`` runs after every step.
     """
-    opt = torch.optim.Adam(discriminator.parameters(), lr=config.lr_discriminator, betas=config.adam_betas,
-                           foreach=True)  # as train() builds it
+    opt = adam(discriminator, config.lr_discriminator, config)
     estimates = []
     for step in range(steps):
         x = x_generated[torch.randint(len(x_generated), (config.batch_size,), generator=generator)]
