@@ -68,7 +68,7 @@ check_parameters(globals(), DEFAULTS)  # a wrong type or range fails here, namin
 
 # %%
 torch.set_num_threads(n_threads)
-torch.manual_seed(seed)
+_ = torch.manual_seed(seed)
 
 # %% [markdown]
 # ## 1 · The optimality system
@@ -162,13 +162,20 @@ for t in (0.0, 0.37, 1.0):
     # the code's sign: d_t U + |grad U|^2/(2 lam) = r + |grad U|^2 / lam = r + lam |v|^2
     code_true = r_true + lam_hl * velocity(U_true, x_hl, t, lam_hl).pow(2).sum(1)
     code_minus = r_minus + lam_minus * velocity(U_minus, x_hl, t, lam_minus).pow(2).sum(1)
-    print(f"t = {t:4.2f}: mean |r| true U = {r_true.abs().mean():.1e}, U_w = {r_wrong.abs().mean():.3f}, "
-          f"U_- = {r_minus.abs().mean():.3f} | code's sign: true U = {code_true.abs().mean():.3f}, "
-          f"U_- = {code_minus.abs().mean():.1e}")
+    print(
+        f"t = {t:4.2f}: mean |r| true U = {r_true.abs().mean():.1e}, "
+        f"U_w = {r_wrong.abs().mean():.3f}, U_- = {r_minus.abs().mean():.3f}\n"
+        f"          code's sign: true U = {code_true.abs().mean():.3f}, "
+        f"U_- = {code_minus.abs().mean():.1e}"
+    )
     assert r_true.abs().max() < 1e-10
     assert torch.allclose(r_wrong, -a_hl**2 * sq / (2 * lam_hl), atol=1e-10)
-    assert torch.allclose(r_minus, -a_hl**2 * lam_minus * sq / (lam_minus - a_hl * (T_hl - t)) ** 2, atol=1e-10)
-    assert torch.allclose(code_true, a_hl**2 * lam_hl * sq / (lam_hl + a_hl * (T_hl - t)) ** 2, atol=1e-10)
+    assert torch.allclose(
+        r_minus, -(a_hl**2) * lam_minus * sq / (lam_minus - a_hl * (T_hl - t)) ** 2, atol=1e-10
+    )
+    assert torch.allclose(
+        code_true, a_hl**2 * lam_hl * sq / (lam_hl + a_hl * (T_hl - t)) ** 2, atol=1e-10
+    )
     assert code_minus.abs().max() < 1e-10
 
 # %% [markdown]
@@ -181,22 +188,35 @@ for t in (0.0, 0.37, 1.0):
 # %%
 x0_hl = x_hl[:200]
 xT_exact = lam_hl * x0_hl / (lam_hl + a_hl * T_hl)
-print(f"{'U':>6s} {'N':>3s} {'max|x_N - exact|':>17s} {'KE_h/chord':>11s} {'R_HJ (43)':>10s} {'R_T (44)':>9s} "
-      f"{'max|path - (29)|':>17s}")
+print(
+    f"{'U':>6s} {'N':>3s} {'max|x_N - exact|':>17s} {'KE_h/chord':>11s} {'R_HJ (43)':>10s} "
+    f"{'R_T (44)':>9s} "
+    f"{'max|path - (29)|':>17s}"
+)
 for name, U in (("true", U_true), ("U_w", U_wrong)):
     for N in (1, 3, 64):
         h = T_hl / N
         path = euler_flow(U, x0_hl, T_hl, h, lam_hl, keep_path=True)
         err = (path.final - xT_exact).abs().max().item()
-        ratio = (kinetic_energy(path.velocities, h) / diagnostics.chord_kinetic_energy(path.states, T_hl)).item()
+        ratio = (
+            kinetic_energy(path.velocities, h) / diagnostics.chord_kinetic_energy(path.states, T_hl)
+        ).item()
         r_hj = diagnostics.hj_residual(U, path.states, h, lam_hl)
         r_t = diagnostics.terminal_error(U, phi_hl, path.final, T_hl)
         times = torch.arange(N + 1, dtype=dtype) * h
         line = diagnostics.straight_line_path(phi_hl, path.final, times, T_hl, lam_hl)
         line_err = (line - path.states).abs().max().item()
-        print(f"{name:>6s} {N:3d} {err:17.2e} {ratio:11.6f} {r_hj:10.2e} {r_t:9.2e} {line_err:17.2e}")
+        print(
+            f"{name:>6s} {N:3d} {err:17.2e} {ratio:11.6f} {r_hj:10.2e} {r_t:9.2e} {line_err:17.2e}"
+        )
         if name == "true":
-            assert err < 1e-12 and abs(ratio - 1) < 1e-10 and r_hj < 1e-10 and r_t < 1e-10 and line_err < 1e-12
+            assert (
+                err < 1e-12
+                and abs(ratio - 1) < 1e-10
+                and r_hj < 1e-10
+                and r_t < 1e-10
+                and line_err < 1e-12
+            )
         else:
             assert err > 0.1 and r_hj > 0.1
 print("Hopf-Lax checks passed")
@@ -208,12 +228,14 @@ print("Hopf-Lax checks passed")
 
 # %%
 def potential_panels(potential, path, times, lim, data=None, levels=15, title=""):
-    """Static small multiples: contours of U(., t_k) (minus its mean over the window) with the particles at t_k.
+    """Static small multiples: contours of U(., t_k) (minus its mean over the window) with the
+    particles at t_k.
 
     Args:
-        potential: U(x, t); path: (K, M, 2) particle positions at ``times`` (K,); lim: half-width of the window.
+        potential: U(x, t); path: (K, M, 2) particle positions at ``times`` (K,); lim: half-width
+            of the window.
     """
-    axes = plotting.small_multiples(len(times), size=3.3, ncols=min(len(times), 3))
+    axes = plotting.small_multiples(len(times), size=2.9, ncols=min(len(times), 3))
     g = torch.linspace(-lim, lim, 80, dtype=path.dtype)
     gx, gy = torch.meshgrid(g, g, indexing="xy")
     pts = torch.stack([gx.flatten(), gy.flatten()], dim=1)
@@ -224,7 +246,13 @@ def potential_panels(potential, path, times, lim, data=None, levels=15, title=""
         if data is not None:
             ax.scatter(data[:, 0], data[:, 1], s=1, c="0.85")
         ax.scatter(x[:, 0], x[:, 1], s=4, c="C3")
-        ax.set(title=f"t = {float(t):.2f}", xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xlabel="$x_1$")
+        ax.set(
+            title=f"t = {float(t):.2f}",
+            xlim=(-lim, lim),
+            ylim=(-lim, lim),
+            aspect="equal",
+            xlabel="$x_1$",
+        )
         plt.colorbar(cs, ax=ax, shrink=0.7, label="U(x,t) − mean")
     axes[0].set_ylabel("$x_2$")
     plt.gcf().suptitle(title)
@@ -233,8 +261,14 @@ def potential_panels(potential, path, times, lim, data=None, levels=15, title=""
 
 N_hl = 5
 hl_path = euler_flow(U_true, x0_hl, T_hl, T_hl / N_hl, lam_hl, keep_path=True).states
-potential_panels(U_true, hl_path, torch.arange(N_hl + 1) * T_hl / N_hl, lim=4.0,
-                 title=f"Hopf–Lax: U(·,t) for φ = a|x|²/2 (a = {a_hl:g}, λ = {lam_hl:g}) and 200 particles (red)")
+potential_panels(
+    U_true,
+    hl_path,
+    torch.arange(N_hl + 1) * T_hl / N_hl,
+    lim=4.0,
+    title=f"Hopf–Lax: U(·,t) for φ = a|x|²/2 (a = {a_hl:g}, λ = {lam_hl:g}) "
+    "and 200 particles (red)",
+)
 
 # %% [markdown]
 # ## 4 · A trained W1⊕W2 flow: how optimal is it?
@@ -267,13 +301,23 @@ potential_panels(U_true, hl_path, torch.arange(N_hl + 1) * T_hl / N_hl, lim=4.0,
 
 # %%
 data = sample_toy(dataset, 20_000, seed=seed)
-configs = {v: FlowConfig.preset("lecture_toy_paper", variant=v, n_iters=n_iters, seed=seed, lam=lam) for v in ("w1w2", "w1")}
+configs = {
+    v: FlowConfig.preset("lecture_toy_paper", variant=v, n_iters=n_iters, seed=seed, lam=lam)
+    for v in ("w1w2", "w1")
+}
 cfg = configs["w1w2"]
 paper = FlowConfig.preset("paper_toy_2d")
-print(f"this notebook: lam={cfg.lam}, T={cfg.T}, h={cfg.h}, L={cfg.L}, gp_weight={cfg.gp_weight}, "
-      f"lr={cfg.lr_potential:g}/{cfg.lr_discriminator:g} ({cfg.lr_schedule}), n_iters={cfg.n_iters}")
-print(f"paper 2-D:     lam={paper.lam}, T={paper.T}, h={paper.h}, L={paper.L}, gp_weight={paper.gp_weight}, "
-      f"lr={paper.lr_potential:g}/{paper.lr_discriminator:g} ({paper.lr_schedule}), n_iters={paper.n_iters}")
+print(
+    f"this notebook: lam={cfg.lam}, T={cfg.T}, h={cfg.h}, L={cfg.L}, gp_weight={cfg.gp_weight},\n"
+    f"               lr={cfg.lr_potential:g}/{cfg.lr_discriminator:g} ({cfg.lr_schedule}), "
+    f"n_iters={cfg.n_iters}"
+)
+print(
+    f"paper 2-D:     lam={paper.lam}, T={paper.T}, h={paper.h}, L={paper.L}, "
+    f"gp_weight={paper.gp_weight},\n"
+    f"               lr={paper.lr_potential:g}/{paper.lr_discriminator:g} ({paper.lr_schedule}), "
+    f"n_iters={paper.n_iters}"
+)
 results = {}
 for variant, c in configs.items():
     results[variant] = train(c, data, progress=True)
@@ -285,7 +329,8 @@ result = results["w1w2"]
 
 # %%
 def optimality_report(potential, discriminator, x0, cfg):
-    """HJ residual (43) raw and centred, terminal error (44), straight-line errors (29), KE, for one flow."""
+    """HJ residual (43) raw and centred, terminal error (44), straight-line errors (29), KE, for one
+    flow."""
     path = euler_flow(potential, x0, cfg.T, cfg.h, cfg.lam, keep_path=True)
     states, h, lam = path.states, cfg.h, cfg.lam
     times = torch.arange(cfg.n_steps + 1, dtype=states.dtype) * h
@@ -312,7 +357,9 @@ x0_eval = result.prior(n_eval, seed=seed + 1)
 data_eval = sample_toy(dataset, n_eval, seed=seed + 2)
 reports, paths = {}, {}
 for variant, r in results.items():
-    reports[variant], paths[variant] = optimality_report(r.potential, r.discriminator, x0_eval, r.config)
+    reports[variant], paths[variant] = optimality_report(
+        r.potential, r.discriminator, x0_eval, r.config
+    )
 report, path = reports["w1w2"], paths["w1w2"]
 labels = {
     "R_HJ": "R_HJ (43), correct sign",
@@ -347,20 +394,30 @@ print(f"\nW2(prior, data) = {w2_prior:.4f}; noise floor W2(data, data) at n = {n
 
 # %%
 states_w, h_w, lam_w = path.states, cfg.h, cfg.lam
-r_n = [diagnostics.hj_residual_pointwise(result.potential, states_w[n], n * h_w, lam_w) for n in range(cfg.n_steps)]
-beta = max(float(r.abs().max()) for r in r_n) / h_w + 1.0  # 2 beta t_n > |r| at t_n >= h: r + 2 beta t_n > 0
+r_n = [
+    diagnostics.hj_residual_pointwise(result.potential, states_w[n], n * h_w, lam_w)
+    for n in range(cfg.n_steps)
+]
+# 2 beta t_n > |r| at t_n >= h: r + 2 beta t_n > 0
+beta = max(float(r.abs().max()) for r in r_n) / h_w + 1.0
 
 
-def shifted(x, t):  # U + beta t^2: the same grad_x U, hence the same flow; d_t U is off by c'(t) = 2 beta t
+# U + beta t^2: the same grad_x U, hence the same flow; d_t U is off by c'(t) = 2 beta t
+def shifted(x, t):
     return result.potential(x, t) + beta * torch.as_tensor(t, dtype=x.dtype) ** 2
 
 
 raw_shift = (diagnostics.hj_residual(shifted, states_w, h_w, lam_w)
              - diagnostics.hj_residual(result.potential, states_w, h_w, lam_w))
-raw_expected = h_w * sum(2 * beta * n * h_w + float(r_n[n].mean() - r_n[n].abs().mean()) for n in range(1, cfg.n_steps))
+raw_expected = h_w * sum(
+    2 * beta * n * h_w + float(r_n[n].mean() - r_n[n].abs().mean()) for n in range(1, cfg.n_steps)
+)
 centred_shift = (diagnostics.hj_residual(shifted, states_w, h_w, lam_w, centered=True)
                  - diagnostics.hj_residual(result.potential, states_w, h_w, lam_w, centered=True))
-print(f"U + {beta:.3g} t^2: raw R_HJ moves by {raw_shift:.4f} (expected {raw_expected:.4f}), centred by {centred_shift:.1e}")
+print(
+    f"U + {beta:.3g} t^2: raw R_HJ moves by {raw_shift:.4f} (expected {raw_expected:.4f}), centred "
+    f"by {centred_shift:.1e}"
+)
 assert abs(raw_shift - raw_expected) < 1e-4 * raw_expected, (raw_shift, raw_expected)
 assert abs(centred_shift) < 1e-4 * max(1.0, report["R_HJ_centred"]), centred_shift
 for rep in reports.values():
@@ -393,9 +450,11 @@ print("checks passed")
 # %%
 n_show = 60
 times = torch.arange(cfg.n_steps + 1) * cfg.h
-line_phi = diagnostics.straight_line_path(result.discriminator, path.final[:n_show], times, cfg.T, cfg.lam)
+line_phi = diagnostics.straight_line_path(
+    result.discriminator, path.final[:n_show], times, cfg.T, cfg.lam
+)
 line_own = path.final[:n_show] - (cfg.T - times)[:, None, None] * path.velocities[-1][:n_show]
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), layout="constrained")
+fig, axes = plt.subplots(1, 2, figsize=(9.2, 4.4), layout="constrained")
 for ax, line, title in ((axes[0], line_own, "line from the particle's own final velocity"),
                         (axes[1], line_phi, "line (29) from ∇φ of the trained discriminator")):
     ax.scatter(data[:2000, 0], data[:2000, 1], s=1, c="0.85")
@@ -406,7 +465,10 @@ for ax, line, title in ((axes[0], line_own, "line from the particle's own final 
     ax.plot([], [], c="C3", ls="--", label="straight-line prediction")
     ax.set(title=title, xlabel="$x_1$", ylabel="$x_2$", aspect="equal", xlim=(-4, 4), ylim=(-4, 4))
     ax.legend(fontsize=8, loc="lower left")
-fig.suptitle(f"{dataset}, W1⊕W2 after {result.iterations_done} iterations: {n_show} paths, end points in black")
+fig.suptitle(
+    f"{dataset}, W1⊕W2 after {result.iterations_done} iterations: {n_show} paths, end points in "
+    "black"
+)
 plt.show()
 
 # %% [markdown]
@@ -417,12 +479,21 @@ plt.show()
 # scan $t$ continuously, using a finer Euler path ($h=T/$`n_slider`) so that the particles exist at every slider position.
 
 # %%
-potential_panels(result.potential, path.states[:, :300], times, lim=3.5, data=data[:2000],
-                 title=f"Learned U(·,t_n) at the training steps t_n = n h (h = {cfg.h:g}) with 300 particles (red)")
+potential_panels(
+    result.potential,
+    path.states[:, :300],
+    times,
+    lim=3.5,
+    data=data[:2000],
+    title=f"Learned U(·,t_n) at the training steps t_n = n h (h = {cfg.h:g}) "
+    "with 300 particles (red)",
+)
 
 # %%
 fine_h = cfg.T / n_slider
-fine_path = euler_flow(result.potential, x0_eval[:300], cfg.T, fine_h, cfg.lam, keep_path=True).states
+fine_path = euler_flow(
+    result.potential, x0_eval[:300], cfg.T, fine_h, cfg.lam, keep_path=True
+).states
 g = torch.linspace(-3.5, 3.5, 80)
 gx, gy = torch.meshgrid(g, g, indexing="xy")
 grid_points = torch.stack([gx.flatten(), gy.flatten()], dim=1)
@@ -437,7 +508,12 @@ def frame_png(step: int) -> bytes:
     cs = ax.contourf(gx, gy, u - u.mean(), levels=15, cmap="viridis")
     ax.scatter(data[:2000, 0], data[:2000, 1], s=1, c="0.85")
     ax.scatter(fine_path[step, :, 0], fine_path[step, :, 1], s=4, c="C3")
-    ax.set(title=f"U(·, t) − mean and particles, t = {t:.3f}", xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
+    ax.set(
+        title=f"U(·, t) − mean and particles, t = {t:.3f}",
+        xlabel="$x_1$",
+        ylabel="$x_2$",
+        aspect="equal",
+    )
     fig.colorbar(cs, ax=ax, shrink=0.8)
     return plotting.figure_png(fig, dpi=80)
 
@@ -448,12 +524,17 @@ if live_widget:
         import ipywidgets as widgets
         from IPython.display import display
 
-        # An Image widget updated by the slider, not ipywidgets.interact: interact draws into an Output widget,
-        # and headless executors (nbclient: papermill, jupyter-book) intermittently hang on such cells
-        # (jupyter/nbclient#312, nteract/papermill#723).
-        image = plotting.image_widget(first_frame)  # at its own pixel size: slider and picture fit one screen
-        slider = widgets.IntSlider(value=0, min=0, max=n_slider, step=1, description=f"t / {fine_h:.3g}")
-        slider.observe(lambda change: setattr(image, "value", frame_png(change["new"])), names="value")
+        # An Image widget updated by the slider, not ipywidgets.interact: interact draws into an
+        # Output widget, and headless executors (nbclient: papermill, jupyter-book) intermittently
+        # hang on such cells (jupyter/nbclient#312, nteract/papermill#723). The image is shown at
+        # its own pixel size: slider and picture fit one screen.
+        image = plotting.image_widget(first_frame)
+        slider = widgets.IntSlider(
+            value=0, min=0, max=n_slider, step=1, description=f"t / {fine_h:.3g}"
+        )
+        slider.observe(
+            lambda change: setattr(image, "value", frame_png(change["new"])), names="value"
+        )
         display(widgets.VBox([slider, image]))
     except ImportError:
         print("ipywidgets is not installed: see the static figure above.")
@@ -477,20 +558,4 @@ if live_widget:
 #    $U=b\cdot x+\beta(T-t)$), check it with `diagnostics.hj_residual_pointwise`, and compute the paths. What is special
 #    about the kinetic energy here? *Hint:* $|\nabla U|=|b|$ everywhere.
 #
-# Solutions: `notebooks/solutions/03_mfg_optimality_solutions.md`; exercise 4 in the cell below (hidden in the book).
-
-# %% tags=["hide-cell"]
-# Solution to exercise 4: U(x, t) = b.x - |b|^2 (T - t) / (2 lambda) solves -d_t U + |grad U|^2/(2 lambda) = 0.
-b_vec, lam_ex, T_ex = torch.tensor([0.6, -0.8], dtype=dtype), 0.5, 1.0
-
-
-def U_linear(x, t):
-    t = torch.as_tensor(t, dtype=x.dtype)
-    return x @ b_vec - b_vec.pow(2).sum() * (T_ex - t) / (2 * lam_ex)
-
-
-r_lin = diagnostics.hj_residual_pointwise(U_linear, x_hl, 0.3, lam_ex)
-p_lin = euler_flow(U_linear, x_hl[:50], T_ex, T_ex / 4, lam_ex, keep_path=True)
-print(f"max |residual| = {r_lin.abs().max():.1e}; every particle moves by -T b / lambda = "
-      f"{(-T_ex * b_vec / lam_ex).tolist()}; KE_h = {kinetic_energy(p_lin.velocities, T_ex / 4):.4f} "
-      f"= T |b|^2 / (2 lambda^2) = {T_ex * b_vec.pow(2).sum() / (2 * lam_ex**2):.4f}")
+# Solutions: `notebooks/solutions/03_mfg_optimality_solutions.md` (exercise 4 with code to paste into a new cell).

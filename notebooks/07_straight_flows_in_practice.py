@@ -48,6 +48,7 @@
 import json
 import math
 import os
+import textwrap
 import time
 from pathlib import Path
 
@@ -70,7 +71,8 @@ SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"
 seed = 0
 dataset = "8gaussians"
 dim = 12
-n_iters = 30 if SMOKE else 1500       # training iterations of each toy flow (the benchmark's budget)
+# training iterations of each toy flow (the benchmark's budget)
+n_iters = 30 if SMOKE else 1500
 n_train = 2_000 if SMOKE else 20_000  # training samples of pi
 n_eval = 200 if SMOKE else 1_000      # samples for W2, noise floor and the path diagnostics
 fine_steps = 320                      # the "continuous" reference: T/320
@@ -151,7 +153,8 @@ x_c = torch.randn(256, dim, dtype=torch.float64, generator=g64)
 
 
 def hopf_lax(x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
-    """U(x, t) = a lam |x|^2 / (2 (lam + a (T - t))): the solution of (20) with U(., T) = a |x|^2 / 2."""
+    """U(x, t) = a lam |x|^2 / (2 (lam + a (T - t))): the solution of (20) with U(., T) = a |x|^2 /
+    2."""
     t = torch.as_tensor(t, dtype=x.dtype)
     return a_c * lam_c * x.pow(2).sum(1) / (2 * (lam_c + a_c * (T_c - t)))
 
@@ -170,17 +173,28 @@ path_hl = euler_flow(hopf_lax, x_c, T_c, h_c, lam_c, keep_path=True)
 closed["Hopf-Lax: velocity change"] = (float(wellposed.velocity_change(path_hl.velocities)), 0.0)
 closed["Hopf-Lax: HJ penalty at t = 0.37"] = (
     float(wellposed.hj_penalty(hopf_lax, x_c, 0.37, lam_c, T_c, create_graph=False)), 0.0)
-closed["Hopf-Lax: terminal gap"] = (float(wellposed.terminal_gap(hopf_lax, lambda x: a_c * x.pow(2).sum(1) / 2,
-                                                                 path_hl.final, T_c, create_graph=False)), 0.0)
+closed["Hopf-Lax: terminal gap"] = (
+    float(
+        wellposed.terminal_gap(
+            hopf_lax, lambda x: a_c * x.pow(2).sum(1) / 2, path_hl.final, T_c, create_graph=False
+        )
+    ),
+    0.0,
+)
 path_lin = euler_flow(linear_in_time, x_c, T_c, h_c, lam_c, keep_path=True)
 closed["t b.x: velocity change"] = (float(wellposed.velocity_change(path_lin.velocities)),
                                     (N_c - 1) * 0.5 * float(b_c.pow(2).sum()) * h_c**2 / lam_c**2)
 closed["t b.x: HJ penalty at t = 0.37"] = (
     float(wellposed.hj_penalty(linear_in_time, x_c, 0.37, lam_c, T_c, create_graph=False)),
     T_c * float(((x_c - x_c.mean(0)) @ b_c).pow(2).mean()))
-closed["t b.x: terminal gap against c.x"] = (float(wellposed.terminal_gap(linear_in_time, lambda x: x @ c_c,
-                                                                          path_lin.final, T_c, create_graph=False)),
-                                             float((T_c * b_c - c_c).pow(2).sum()))
+closed["t b.x: terminal gap against c.x"] = (
+    float(
+        wellposed.terminal_gap(
+            linear_in_time, lambda x: x @ c_c, path_lin.final, T_c, create_graph=False
+        )
+    ),
+    float((T_c * b_c - c_c).pow(2).sum()),
+)
 
 # the identity Dv/Dt = -grad r / lambda for a potential that solves nothing (float64, autograd)
 w_c = torch.linspace(0.3, -0.6, dim, dtype=torch.float64)
@@ -206,7 +220,12 @@ identity_error = float((material + grad_r / lam_c).norm() / material.norm())
 
 lines = ["| case | package | closed form |", "|---|---|---|"]
 lines += [f"| {k} | {got:.6g} | {want:.6g} |" for k, (got, want) in closed.items()]
-display(Markdown("\n".join(lines) + f"\n\nDv/Dt against -grad r / lambda: relative difference {identity_error:.1e}"))
+display(
+    Markdown(
+        "\n".join(lines)
+        + f"\n\nDv/Dt against -grad r / lambda: relative difference {identity_error:.1e}"
+    )
+)
 for name, (got, want) in closed.items():
     assert abs(got - want) <= 1e-9 * max(1.0, abs(want)), (name, got, want)
 assert identity_error < 1e-4, identity_error
@@ -228,12 +247,15 @@ held = sample_toy(dataset, n_eval, dim=dim, seed=seed + 1000)
 floor = metrics.noise_floor(data, n_eval, seed=seed)
 configs = {"paper-faithful": FlowConfig.preset("lecture_toy_paper", n_iters=n_iters, seed=seed),
            "well-posed in practice": FlowConfig(n_iters=n_iters, seed=seed)}
-assert configs["well-posed in practice"].replace(**OFF) == configs["paper-faithful"]  # only the options differ
+# only the options differ
+assert configs["well-posed in practice"].replace(**OFF) == configs["paper-faithful"]
 paper = FlowConfig.preset("paper_toy_highdim")
 c = configs["well-posed in practice"]
-print(f"here:  lam={c.lam}, gp_weight={c.gp_weight}, lr U/phi={c.lr_potential:g}/{c.lr_discriminator:g} "
-      f"({c.lr_schedule}), n_iters={c.n_iters}; options: "
-      + ", ".join(f"{k}={getattr(c, k)}" for k in OFF if getattr(c, k) != OFF[k]))
+print(textwrap.fill(
+    f"here:  lam={c.lam}, gp_weight={c.gp_weight}, lr U/phi={c.lr_potential:g}/"
+    f"{c.lr_discriminator:g} ({c.lr_schedule}), n_iters={c.n_iters}; options: "
+    + ", ".join(f"{k}={getattr(c, k)}" for k in OFF if getattr(c, k) != OFF[k]),
+    width=100, subsequent_indent=" " * 7))
 print(f"paper: lam={paper.lam}, gp_weight={paper.gp_weight}, lr U/phi={paper.lr_potential:g}/"
       f"{paper.lr_discriminator:g} ({paper.lr_schedule}), n_iters={paper.n_iters}")
 results = {label: train(cfg, data) for label, cfg in configs.items()}
@@ -252,17 +274,23 @@ for label, r in results.items():
 
 # %%
 def centred_hj(potential, path, h: float, lam: float, offset: float) -> float:
-    """h sum_n mean_i |r - mean r| at (x_n + offset h v_n, t_n + offset h): the path's points between the grid."""
+    """h sum_n mean_i |r - mean r| at (x_n + offset h v_n, t_n + offset h): the path's points
+    between the grid."""
     total = 0.0
     for n in range(path.velocities.shape[0]):
-        r = hj_residual_pointwise(potential, path.states[n] + offset * h * path.velocities[n], (n + offset) * h, lam)
+        r = hj_residual_pointwise(
+            potential, path.states[n] + offset * h * path.velocities[n], (n + offset) * h, lam
+        )
         total += h * float((r - r.mean()).abs().mean())
     return total
 
 
 def toy_scores(result, x0: torch.Tensor) -> dict:
     c, u = result.config, result.sampling_potential
-    paths = {n: euler_flow(u, x0, c.T, c.T / n, c.lam, keep_path=True) for n in (1, 2, c.n_steps, fine_steps)}
+    paths = {
+        n: euler_flow(u, x0, c.T, c.T / n, c.lam, keep_path=True)
+        for n in (1, 2, c.n_steps, fine_steps)
+    }
     row = {f"w2_N{n}": metrics.w2_distance(p.final, held) / floor for n, p in paths.items()}
     for key, n in (("train", c.n_steps), ("fine", fine_steps)):
         states = paths[n].states
@@ -270,7 +298,9 @@ def toy_scores(result, x0: torch.Tensor) -> dict:
                                        / diagnostics.chord_kinetic_energy(states, c.T))
         row[f"off_{key}"] = float(metrics.off_manifold_distance(paths[n].final).mean())
     moved = (paths[fine_steps].final - x0).norm(dim=1).mean()
-    row["step_change"] = float((paths[c.n_steps].final - paths[fine_steps].final).norm(dim=1).mean() / moved)
+    row["step_change"] = float(
+        (paths[c.n_steps].final - paths[fine_steps].final).norm(dim=1).mean() / moved
+    )
     row["velocity_change"] = float(wellposed.velocity_change(paths[c.n_steps].velocities))
     row["hj_grid"] = centred_hj(u, paths[c.n_steps], c.h, c.lam, 0.0)
     row["hj_between"] = centred_hj(u, paths[c.n_steps], c.h, c.lam, 0.5)
@@ -281,20 +311,35 @@ def toy_scores(result, x0: torch.Tensor) -> dict:
 x0 = results["paper-faithful"].prior(n_eval, seed=seed + 7)
 toy = {label: toy_scores(r, x0) for label, r in results.items()}
 x0_off = float(metrics.off_manifold_distance(x0).mean())
-columns = [("w2_N1", "$W_2$/floor N=1", ".2f"), ("w2_N2", "N=2", ".2f"), ("w2_N5", "N=5", ".2f"),
-           (f"w2_N{fine_steps}", f"N={fine_steps}", ".2f"), ("ke_chord_train", "KE/chord N=5", ".3f"),
-           ("ke_chord_fine", f"N={fine_steps}", ".3f"), ("step_change", "step change", ".3f"),
-           ("off_train", "off-plane N=5", ".3f"), ("off_fine", f"N={fine_steps}", ".3f"),
-           ("velocity_change", "velocity change", ".3g"), ("hj_grid", "HJ at $t_n$", ".3f"),
-           ("hj_between", "HJ at $t_n+h/2$", ".3f")]
-table = ["| W1 ⊕ W2, " + dataset + f" in $\\mathbb R^{{{dim}}}$ | " + " | ".join(c[1] for c in columns) + " |",
-         "|---|" + "---|" * len(columns)]
-for label, row in toy.items():
-    table.append(f"| {label} | " + " | ".join(format(row[k], f) for k, _, f in columns) + " |")
-display(Markdown("\n".join(table) + f"\n\n$n={n_eval}$, noise floor {floor:.3f}, prior off-plane distance "
-                 f"{x0_off:.2f}; smoke mode: {SMOKE}."))
+# the table is transposed: one row per metric (`columns` lists them), one column per run
+columns = [
+    ("w2_N1", "$W_2$/floor N=1", ".2f"),
+    ("w2_N2", "$W_2$/floor N=2", ".2f"),
+    ("w2_N5", "$W_2$/floor N=5", ".2f"),
+    (f"w2_N{fine_steps}", f"$W_2$/floor N={fine_steps}", ".2f"),
+    ("ke_chord_train", "KE/chord N=5", ".3f"),
+    ("ke_chord_fine", f"KE/chord N={fine_steps}", ".3f"),
+    ("step_change", "step change", ".3f"),
+    ("off_train", "off-plane N=5", ".3f"),
+    ("off_fine", f"off-plane N={fine_steps}", ".3f"),
+    ("velocity_change", "velocity change", ".3g"),
+    ("hj_grid", "HJ at $t_n$", ".3f"),
+    ("hj_between", "HJ at $t_n+h/2$", ".3f"),
+]
+table = [
+    f"| W1 ⊕ W2, {dataset} in $\\mathbb R^{{{dim}}}$ | " + " | ".join(toy) + " |",
+    "|---|" + "---|" * len(toy),
+]
+for k, name, f in columns:
+    table.append(f"| {name} | " + " | ".join(format(row[k], f) for row in toy.values()) + " |")
+display(
+    Markdown(
+        "\n".join(table) + f"\n\n$n={n_eval}$, noise floor {floor:.3f}, prior off-plane distance "
+        f"{x0_off:.2f}; smoke mode: {SMOKE}."
+    )
+)
 
-# %%
+# %% tags=["remove-input"]
 a, b = toy["paper-faithful"], toy["well-posed in practice"]
 
 
@@ -303,38 +348,64 @@ def compare(key: str, name: str, spec: str = ".3f") -> str:
     return f"{name} {format(a[key], spec)} → {format(b[key], spec)} ({verb})"
 
 
-display(Markdown(
-    "**What this run shows** (generated from the table): paper-faithful → well-posed: "
-    + "; ".join([compare("ke_chord_train", "KE/chord at N = 5"), compare("w2_N1", "W2/floor at N = 1", ".2f"),
-                 compare("w2_N2", "W2/floor at N = 2", ".2f"), compare("w2_N5", "at N = 5", ".2f"),
-                 compare("step_change", "step change"), compare("off_train", "off-plane at N = 5"),
-                 compare("off_fine", f"off-plane at N = {fine_steps}")])
-    + f". The paper-faithful flow's centred HJ residual is {a['hj_between'] / max(a['hj_grid'], 1e-12):.2f}× as "
-      f"large between the grid times as on them (well-posed: {b['hj_between'] / max(b['hj_grid'], 1e-12):.2f}×)."))
+display(
+    Markdown(
+        "**What this run shows** (generated from the table): paper-faithful → well-posed: "
+        + "; ".join(
+            [
+                compare("ke_chord_train", "KE/chord at N = 5"),
+                compare("w2_N1", "W2/floor at N = 1", ".2f"),
+                compare("w2_N2", "W2/floor at N = 2", ".2f"),
+                compare("w2_N5", "at N = 5", ".2f"),
+                compare("step_change", "step change"),
+                compare("off_train", "off-plane at N = 5"),
+                compare("off_fine", f"off-plane at N = {fine_steps}"),
+            ]
+        )
+        + ". The paper-faithful flow's centred HJ residual is "
+          f"{a['hj_between'] / max(a['hj_grid'], 1e-12):.2f}× as "
+        "large between the grid times as on them (well-posed: "
+        f"{b['hj_between'] / max(b['hj_grid'], 1e-12):.2f}×)."
+    )
+)
 
 # %% [markdown]
 # ### Paths, and the distance from the plane along them
 #
-# Left: 60 paths of each flow with the training step, projected on the data plane ($z=B^\top x$). Right: the mean
+# Top: 60 paths of each flow with the training step, projected on the data plane ($z=B^\top x$). Bottom: the mean
 # distance from the plane along the $N=320$ path; the straight-line flow to the plane would decrease it *linearly* to
 # 0 (dashed), because the off-plane part of a straight constant-speed path is $(1-t/T)\,x_0^\perp$.
 
 # %%
-fig, axs = plt.subplots(1, 3, figsize=(13.5, 4.2), layout="constrained")
+# two path panels side by side, the distance from the plane below them (9 in: fits a laptop screen)
+fig = plt.figure(figsize=(9, 8.6), layout="constrained")
+axd = fig.subplot_mosaic([["paper", "well-posed"], ["off", "off"]], height_ratios=[1.1, 1])
+axs = [axd["paper"], axd["well-posed"], axd["off"]]
 for ax, (label, row) in zip(axs[:2], toy.items()):
     states = row["paths"][configs[label].n_steps].states
-    plotting.plot_trajectories(project_to_plane(states.flatten(0, 1)).reshape(states.shape[0], states.shape[1], 2),
-                               project_to_plane(held), ax=ax, n_paths=60,
-                               title=f"{label}: KE/chord {row['ke_chord_train']:.3f}")
+    plotting.plot_trajectories(
+        project_to_plane(states.flatten(0, 1)).reshape(states.shape[0], states.shape[1], 2),
+        project_to_plane(held),
+        ax=ax,
+        n_paths=60,
+        title=f"{label}: KE/chord {row['ke_chord_train']:.3f}",
+    )
     ax.set(xlim=(-4, 4), ylim=(-4, 4), xlabel="$z_1$ (data units)", ylabel="$z_2$")
 ts = torch.linspace(0, 1, fine_steps + 1)
 for k, (label, row) in enumerate(toy.items()):
-    off_t = metrics.off_manifold_distance(row["paths"][fine_steps].states.flatten(0, 1)).reshape(fine_steps + 1, -1)
+    off_t = metrics.off_manifold_distance(row["paths"][fine_steps].states.flatten(0, 1)).reshape(
+        fine_steps + 1, -1
+    )
     axs[2].plot(ts, off_t.mean(dim=1), c=f"C{k}", label=label)
 axs[2].plot(ts, x0_off * (1 - ts), "k--", lw=0.8, label="straight to the plane")
-axs[2].set(xlabel="$t/T$", ylabel="mean distance from the plane (data units)", yscale="log", ylim=(5e-3, 5),
-           title=f"off-plane distance along the N={fine_steps} path")
-axs[2].legend(fontsize=8)
+axs[2].set(
+    xlabel="$t/T$",
+    ylabel="mean distance from the plane (data units)",
+    yscale="log",
+    ylim=(5e-3, 5),
+    title=f"off-plane distance along the N={fine_steps} path",
+)
+axs[2].legend(fontsize=9)
 plt.show()
 
 # %% [markdown]
@@ -366,36 +437,62 @@ from proxflow_edu.mnist.classifier import load_classifier, score_samples  # noqa
 CKPT = Path("../checkpoints")
 classifier = load_classifier()
 mnist = {}
-for label, run in (("paper-faithful", "mnist_w1w2_paper"), ("well-posed in practice", "mnist_w1w2")):
+for label, run in (
+    ("paper-faithful", "mnist_w1w2_paper"),
+    ("well-posed in practice", "mnist_w1w2"),
+):
     r = checkpoint.load(CKPT / run)
     c = r.config
     x0_m = r.prior(n_mnist, seed=seed + 100)
-    row = {"run": run, "iterations": r.iterations_done, "train_s": r.wall_time,
-           "options": ", ".join(f"{k}={getattr(c, k)}" for k in OFF if getattr(c, k) != OFF[k]) or "none"}
+    row = {
+        "run": run,
+        "iterations": r.iterations_done,
+        "train_s": r.wall_time,
+        "options": ", ".join(f"{k}={getattr(c, k)}" for k in OFF if getattr(c, k) != OFF[k])
+        or "none",
+    }
     with torch.no_grad():
         for key, h in (("h1", c.h), ("h64", c.h / 64)):
             p = euler_flow(r.sampling_potential, x0_m, c.T, h, c.lam, keep_path=True)
             row[f"ke_chord_{key}"] = float(diagnostics.path_kinetic_energy(p.states, h)
                                            / diagnostics.chord_kinetic_energy(p.states, c.T))
             sc = score_samples(p.final.clamp(0, 1), classifier)
-            row[f"confident_{key}"], row[f"top_share_{key}"] = sc.confident, max(sc.class_counts) / sc.n
+            row[f"confident_{key}"], row[f"top_share_{key}"] = (
+                sc.confident,
+                max(sc.class_counts) / sc.n,
+            )
             row[f"x_{key}"] = p.final
-            if key == "h1":  # R_HJ (43) on the training grid, and centred (a time-only drift removed)
+            # R_HJ (43) on the training grid, and centred (a time-only drift removed)
+            if key == "h1":
                 row["hj"] = diagnostics.hj_residual(r.sampling_potential, p.states, h, c.lam)
-                row["hj_centred"] = diagnostics.hj_residual(r.sampling_potential, p.states, h, c.lam, centered=True)
+                row["hj_centred"] = diagnostics.hj_residual(
+                    r.sampling_potential, p.states, h, c.lam, centered=True
+                )
     moved = (row["x_h64"] - x0_m).flatten(1).norm(dim=1).mean()
     row["step_change"] = float((row["x_h1"] - row["x_h64"]).flatten(1).norm(dim=1).mean() / moved)
     mnist[label] = row
-cols = [("step_change", "step change h=1 vs 1/64", ".3f"), ("ke_chord_h1", "KE/chord h=1", ".3f"),
-        ("ke_chord_h64", "h=1/64", ".3f"), ("hj", "$R_{HJ}$ (43), h=1", ".3f"), ("hj_centred", "centred", ".3f"),
-        ("confident_h1", "confident h=1", ".2f"), ("confident_h64", "h=1/64", ".2f"),
-        ("top_share_h1", "most frequent digit h=1", ".2f")]
-lines = ["| MNIST run | options | iterations | " + " | ".join(c[1] for c in cols) + " |",
-         "|---|---|---|" + "---|" * len(cols)]
-for label, row in mnist.items():
-    lines.append(f"| {label} (`{row['run']}`) | {row['options']} | {row['iterations']} | "
-                 + " | ".join(format(row[k], f) for k, _, f in cols) + " |")
-display(Markdown("\n".join(lines) + f"\n\n{n_mnist} prior samples (seed {seed + 100}); smoke mode: {SMOKE}."))
+# one row per metric, one column per checkpoint
+cols = [
+    ("step_change", "step change h=1 vs 1/64", ".3f"),
+    ("ke_chord_h1", "KE/chord h=1", ".3f"),
+    ("ke_chord_h64", "KE/chord h=1/64", ".3f"),
+    ("hj", "$R_{HJ}$ (43), h=1", ".3f"),
+    ("hj_centred", "$R_{HJ}$ (43) centred, h=1", ".3f"),
+    ("confident_h1", "confident h=1", ".2f"),
+    ("confident_h64", "confident h=1/64", ".2f"),
+    ("top_share_h1", "most frequent digit h=1", ".2f"),
+]
+lines = ["| MNIST run | " + " | ".join(f"{label} (`{row['run']}`)" for label, row in mnist.items())
+         + " |", "|---|" + "---|" * len(mnist)]
+lines.append("| options | " + " | ".join(row["options"] for row in mnist.values()) + " |")
+lines.append("| iterations | " + " | ".join(str(r["iterations"]) for r in mnist.values()) + " |")
+for k, name, f in cols:
+    lines.append(f"| {name} | " + " | ".join(format(row[k], f) for row in mnist.values()) + " |")
+display(
+    Markdown(
+        "\n".join(lines) + f"\n\n{n_mnist} prior samples (seed {seed + 100}); smoke mode: {SMOKE}."
+    )
+)
 
 fig, axs = plt.subplots(2, 2, figsize=(9, 9.4), layout="constrained")
 for i, (label, row) in enumerate(mnist.items()):
@@ -410,91 +507,151 @@ plt.show()
 
 # %%
 bench_mnist = json.loads(Path("../benchmarks/wellposed.json").read_text())["mnist"]
-cols_b = [("step_change", "step change", ".3f"), ("ke_chord_h1", "KE/chord h=1", ".3f"),
-          ("ke_chord_h1_64", "h=1/64", ".3f"), ("R_HJ", "$R_{HJ}$", ".3f"), ("R_T", "$R_T$", ".3f"),
-          ("confident_h1", "confident h=1", ".3f"), ("confident_h1_64", "h=1/64", ".3f"),
-          ("top_digit_share_h1", "top digit h=1", ".3f"), ("frechet_h1", "Fréchet h=1", ".0f"),
-          ("train_s", "training s", ".0f")]
-lines = ["| run | options | " + " | ".join(c[1] for c in cols_b) + " |", "|---|---|" + "---|" * len(cols_b)]
+# two tables with the same rows: the runs' options and paths, then their samples
+cols_paths = [("step_change", "step change", ".3f"), ("ke_chord_h1", "KE/chord h=1", ".3f"),
+              ("ke_chord_h1_64", "KE/chord h=1/64", ".3f"), ("R_HJ", "$R_{HJ}$", ".3f"),
+              ("R_T", "$R_T$", ".3f")]
+cols_samples = [("confident_h1", "confident h=1", ".3f"),
+                ("confident_h1_64", "confident h=1/64", ".3f"),
+                ("top_digit_share_h1", "top digit h=1", ".3f"),
+                ("frechet_h1", "Fréchet h=1", ".0f"), ("train_s", "training s", ".0f")]
+lines_paths = ["| run | options | " + " | ".join(c[1] for c in cols_paths) + " |",
+               "|---|---|" + "---|" * len(cols_paths)]
+lines_samples = ["| run | " + " | ".join(c[1] for c in cols_samples) + " |",
+                 "|---|" + "---|" * len(cols_samples)]
 for label, row in bench_mnist["results"].items():
-    opts = ", ".join(f"{k}={v}" for k, v in row["options"].items()) or "none (the paper's algorithm)"
-    lines.append(f"| `{row['run']}` | {opts} | " + " | ".join(format(row[k], f) for k, _, f in cols_b) + " |")
+    opts = ", ".join(f"{k}={v}" for k, v in row["options"].items())
+    opts = opts or "none (the paper's algorithm)"
+    lines_paths.append(f"| `{row['run']}` | {opts} | "
+                       + " | ".join(format(row[k], f) for k, _, f in cols_paths) + " |")
+    lines_samples.append(f"| `{row['run']}` | "
+                         + " | ".join(format(row[k], f) for k, _, f in cols_samples) + " |")
+lines = lines_paths + [""] + lines_samples
 res = bench_mnist["results"]
 spread = ""
-if "combination, seed 1" in res:  # the same configuration from another seed: the noise floor of the comparison
+# the same configuration from another seed: the noise floor of the comparison
+if "combination, seed 1" in res:
     c0, c1 = res["combination"], res["combination, seed 1"]
-    spread = (f" **Run-to-run spread** (the recommended configuration from two training seeds): step change "
-              f"{c0['step_change']:.2f} and {c1['step_change']:.2f}, confident at $h=1$ {c0['confident_h1']:.3f} and "
-              f"{c1['confident_h1']:.3f}, most frequent digit {c0['top_digit_share_h1']:.2f} and "
-              f"{c1['top_digit_share_h1']:.2f}, Fréchet {c0['frechet_h1']:.0f} and {c1['frechet_h1']:.0f}: differences "
-              f"between single runs of the options smaller than these are not evidence.")
+    spread = (
+        " **Run-to-run spread** (the recommended configuration from two training seeds): step "
+        "change "
+        f"{c0['step_change']:.2f} and {c1['step_change']:.2f}, confident at $h=1$ "
+        f"{c0['confident_h1']:.3f} and "
+        f"{c1['confident_h1']:.3f}, most frequent digit {c0['top_digit_share_h1']:.2f} and "
+        f"{c1['top_digit_share_h1']:.2f}, Fréchet {c0['frechet_h1']:.0f} and "
+        f"{c1['frechet_h1']:.0f}: differences "
+        f"between single runs of the options smaller than these are not evidence."
+    )
 straightest = min(res, key=lambda k: res[k]["step_change"])
 clearest = max(res, key=lambda k: res[k]["confident_h1"])
-reading = (f" **Reading the table** (generated): the smallest step change is `{res[straightest]['run']}`'s "
-           f"({res[straightest]['step_change']:.2f}), the most confident samples at $h=1$ are "
-           f"`{res[clearest]['run']}`'s ({res[clearest]['confident_h1']:.3f}, paper-faithful "
-           f"{res['baseline']['confident_h1']:.3f})"
-           + (", the same run." if straightest == clearest else
-              f"; at this budget no run is best at both (the clearest has step change "
-              f"{res[clearest]['step_change']:.2f}, the straightest confident {res[straightest]['confident_h1']:.3f})."))
-display(Markdown("\n".join(lines) + f"\n\n{bench_mnist['meta']['n']} samples, prior seed "
-                 f"{bench_mnist['meta']['prior_seed']}; {bench_mnist['meta']['note']}." + spread + reading))
+reading = (
+    " **Reading the table** (generated): the smallest step change is "
+    f"`{res[straightest]['run']}`'s "
+    f"({res[straightest]['step_change']:.2f}), the most confident samples at $h=1$ are "
+    f"`{res[clearest]['run']}`'s ({res[clearest]['confident_h1']:.3f}, paper-faithful "
+    f"{res['baseline']['confident_h1']:.3f})"
+    + (
+        ", the same run."
+        if straightest == clearest
+        else f"; at this budget no run is best at both (the clearest has step change "
+        f"{res[clearest]['step_change']:.2f}, the straightest confident "
+        f"{res[straightest]['confident_h1']:.3f})."
+    )
+)
+display(
+    Markdown(
+        "\n".join(lines) + f"\n\n{bench_mnist['meta']['n']} samples, prior seed "
+        f"{bench_mnist['meta']['prior_seed']}; {bench_mnist['meta']['note']}." + spread + reading
+    )
+)
 
-# %%
+# %% tags=["remove-input"]
 a_m, b_m = mnist["paper-faithful"], mnist["well-posed in practice"]
 targets = [("step change ≤ 0.10", b_m["step_change"] <= 0.10, b_m["step_change"]),
            ("KE/chord at h = 1/64 ≤ 1.1", b_m["ke_chord_h64"] <= 1.1, b_m["ke_chord_h64"]),
            ("R_HJ ≤ 0.25", b_m["hj"] <= 0.25, b_m["hj"]),
            ("no digit above 20 % at h = 1", b_m["top_share_h1"] <= 0.2, b_m["top_share_h1"])]
-display(Markdown(
-    f"**What the MNIST checkpoints show** (generated): the step change between $h=1$ and $h=1/64$ goes from "
-    f"{a_m['step_change']:.0%} (paper-faithful) to {b_m['step_change']:.0%} (well-posed), KE/chord at $h=1/64$ from "
-    f"{a_m['ke_chord_h64']:.2f} to {b_m['ke_chord_h64']:.2f}, the HJ residual $R_{{HJ}}$ from {a_m['hj']:.2f} to "
-    f"{b_m['hj']:.2f} (centred: {a_m['hj_centred']:.2f} to {b_m['hj_centred']:.2f}), and the confident fraction at $h=1$ from {a_m['confident_h1']:.2f} to "
-    f"{b_m['confident_h1']:.2f}. The course's targets for the recommended run: "
-    + "; ".join(f"{name}: {'met' if ok else 'missed'} ({value:.3g})" for name, ok, value in targets) + "."))
+display(
+    Markdown(
+        "**What the MNIST checkpoints show** (generated): the step change between $h=1$ and "
+        "$h=1/64$ goes from "
+        f"{a_m['step_change']:.0%} (paper-faithful) to {b_m['step_change']:.0%} (well-posed), "
+        "KE/chord at $h=1/64$ from "
+        f"{a_m['ke_chord_h64']:.2f} to {b_m['ke_chord_h64']:.2f}, the HJ residual $R_{{HJ}}$ from "
+        f"{a_m['hj']:.2f} to "
+        f"{b_m['hj']:.2f} (centred: {a_m['hj_centred']:.2f} to {b_m['hj_centred']:.2f}), and the "
+        f"confident fraction at $h=1$ from {a_m['confident_h1']:.2f} to "
+        f"{b_m['confident_h1']:.2f}. The course's targets for the recommended run: "
+        + "; ".join(
+            f"{name}: {'met' if ok else 'missed'} ({value:.3g})" for name, ok, value in targets
+        )
+        + "."
+    )
+)
 rec = checkpoint.load(CKPT / "mnist_w1w2")
 half = len(rec.history["iteration"]) // 2  # the second half of training, after the transient
-term = {k: sum(rec.history[k][half:]) / len(rec.history[k][half:]) for k in ("velocity_change", "hj_penalty",
-                                                                             "kinetic_energy", "terminal_cost")}
-display(Markdown(
-    f"**Which term does the work on MNIST** (generated from the recommended run's training history, second half): "
-    f"the velocity change averaged {term['velocity_change']:.3g} (weight {rec.config.velocity_change_weight:g}), the "
-    f"HJ penalty {term['hj_penalty']:.1e} (weight {rec.config.hj_weight:g}), $\\lambda\\,\\mathrm{{KE}}_h$ "
-    f"{rec.config.lam * term['kinetic_energy']:.3g} and the terminal cost {term['terminal_cost']:.3g}. The HJ residual "
-    f"is measured in units of $U$, whose gradient is $\\lambda|v|$ with $\\lambda={rec.config.lam:g}$, so at weight 1 "
-    f"its penalty is orders of magnitude below the other terms: on MNIST the velocity change is what straightens the "
-    f"flow, and the HJ penalty would need a weight of order $1/\\lambda^2$ to act."))
+term = {
+    k: sum(rec.history[k][half:]) / len(rec.history[k][half:])
+    for k in ("velocity_change", "hj_penalty", "kinetic_energy", "terminal_cost")
+}
+display(
+    Markdown(
+        "**Which term does the work on MNIST** (generated from the recommended run's training "
+        "history, second half): "
+        f"the velocity change averaged {term['velocity_change']:.3g} (weight "
+        f"{rec.config.velocity_change_weight:g}), the "
+        f"HJ penalty {term['hj_penalty']:.1e} (weight {rec.config.hj_weight:g}), "
+        "$\\lambda\\,\\mathrm{{KE}}_h$ "
+        f"{rec.config.lam * term['kinetic_energy']:.3g} and the terminal cost "
+        f"{term['terminal_cost']:.3g}. The HJ residual "
+        "is measured in units of $U$, whose gradient is $\\lambda|v|$ with "
+        f"$\\lambda={rec.config.lam:g}$, so at weight 1 "
+        "its penalty is orders of magnitude below the other terms: on MNIST the velocity change "
+        "is what straightens the "
+        f"flow, and the HJ penalty would need a weight of order $1/\\lambda^2$ to act."
+    )
+)
 
 # %% [markdown]
 # ## 7 · Checks
 
 # %%
-# (a) the two toy runs differ only in the two penalties, and the well-posed one trained with both (its history)
+# (a) the two toy runs differ only in the two penalties, and the well-posed one trained with both
+# (its history)
 assert configs["well-posed in practice"].replace(**OFF) == results["paper-faithful"].config
 history = results["well-posed in practice"].history
-assert len(history["hj_penalty"]) == len(history["iteration"]) and "hj_penalty" not in results["paper-faithful"].history
+assert (
+    len(history["hj_penalty"]) == len(history["iteration"])
+    and "hj_penalty" not in results["paper-faithful"].history
+)
 for label, row in toy.items():
     assert all(math.isfinite(row[k]) for k, _, _ in columns), label
-    assert row["ke_chord_train"] >= 1 - 1e-5 and row["ke_chord_fine"] >= 1 - 1e-5, label  # Cauchy-Schwarz
-# the prose's claims about the benchmark (introduction, sections 4-5): the paper's algorithm bends its paths
-# (KE/chord about 1.3) and, with or without the penalties, its flows are farther off the plane at N = 320 than at N = 5
+    # Cauchy-Schwarz
+    assert row["ke_chord_train"] >= 1 - 1e-5 and row["ke_chord_fine"] >= 1 - 1e-5, label
+# the prose's claims about the benchmark (introduction, sections 4-5): the paper's algorithm bends
+# its paths (KE/chord about 1.3) and, with or without the penalties, its flows are farther off the
+# plane at N = 320 than at N = 5
 bench_toy = json.loads(Path("../benchmarks/wellposed.json").read_text())["summary"]
 assert round(bench_toy["baseline"]["8gaussians"]["ke_chord_Ntrain"]["mean"], 1) == 1.3
 for name in ("baseline", "combination"):
     for toy_name, row in bench_toy[name].items():
         assert row["off_plane_N320"]["mean"] > row["off_plane_N5"]["mean"], (name, toy_name)
-# (b) with the lecture budget the penalties make the flow straighter and better at few steps (benchmark: 2 seeds),
-#     and neither flow is on the plane at N = 320 (section 5)
+# (b) with the lecture budget the penalties make the flow straighter and better at few steps
+# (benchmark: 2 seeds), and neither flow is on the plane at N = 320 (section 5)
 if not SMOKE:
-    assert a["off_fine"] > a["off_train"] and b["off_fine"] > b["off_train"], (a["off_fine"], b["off_fine"])
+    assert a["off_fine"] > a["off_train"] and b["off_fine"] > b["off_train"], (
+        a["off_fine"],
+        b["off_fine"],
+    )
     assert b["ke_chord_train"] < a["ke_chord_train"], (b["ke_chord_train"], a["ke_chord_train"])
     assert b["velocity_change"] < a["velocity_change"], (b["velocity_change"], a["velocity_change"])
     assert b["w2_N2"] < a["w2_N2"], (b["w2_N2"], a["w2_N2"])
-# (c) MNIST: the shipped recommended run is the paper-faithful one plus the options, and it changes less with h
+# (c) MNIST: the shipped recommended run is the paper-faithful one plus the options, and it changes
+# less with h
 paper_mnist_run = checkpoint.load(CKPT / "mnist_w1w2_paper")
 assert checkpoint.load(CKPT / "mnist_w1w2").config.replace(**OFF) == paper_mnist_run.config
-assert (paper_mnist_run.config.batch_size, paper_mnist_run.config.n_iters) == (64, 1800)  # the budget quoted above
+# the budget quoted above
+assert (paper_mnist_run.config.batch_size, paper_mnist_run.config.n_iters) == (64, 1800)
 assert b_m["step_change"] < a_m["step_change"], (b_m["step_change"], a_m["step_change"])
 print("training and checkpoint checks passed")
 print(f"notebook time: {time.perf_counter() - t_start:.0f} s")
@@ -508,7 +665,7 @@ print(f"notebook time: {time.perf_counter() - t_start:.0f} s")
 #    check that its samples are identical, and compare the centred and the uncentred HJ penalty of both potentials at
 #    $t=0.5$ on the same points.
 # 3. **The other options.** Train the well-posed configuration with `terminal_weight=1.0`, then with
-#    `random_time_grid=True`, at the same budget, and add both rows to the table of section 4. Which columns move?
+#    `random_time_grid=True`, at the same budget, and add both columns to the table of section 4. Which rows move?
 #    Compare with `benchmarks/wellposed.json`.
 # 4. **The last moment.** For the well-posed toy flow, measure the mean ratio $|v^\perp(x,t)|\,(T-t)/|x^\perp|$ along
 #    the $N=320$ path at $t/T=0.2,0.5,0.8,0.95,0.99$ ($v^\perp$, $x^\perp$: the off-plane components). The straight

@@ -113,7 +113,7 @@
 # The ideal flow-matching field lands *exactly* on the plane at any step count; whatever off-plane distance we
 # measure is learning error. But the off-plane part of the field has slope $-1/(1-t)$, which grows without bound as
 # $t\to1$: a network can only approximate it, and an Euler scheme with many steps evaluates it closer to $t=1$ than
-# one with few. Keep that in mind when you read the off-plane columns at $N=5$ and $N=320$.
+# one with few. Keep that in mind when you read the off-plane rows at $N=5$ and $N=320$.
 #
 # For W1 ⊕ W2 the pull towards the plane comes from the terminal condition: $v(\cdot,T)=-\nabla\varphi^\ast/\lambda$ with
 # $|\nabla\varphi^\ast|\le L$, and the proximal trade-off leaves some mass off the plane (notebook 05).
@@ -121,6 +121,7 @@
 # %%
 import math
 import os
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,29 +155,41 @@ seed = 0
 toy_datasets = ["8gaussians", "pinwheel"]  # the paper's toys, each on a 2-D plane ...
 toy_dims = [12, 7]                         # ... of R^12 and R^7
 n_train = 1_000 if SMOKE else 20_000       # training samples of pi per toy
-n_eval = 128 if SMOKE else 500             # samples for W2 (and its noise floor), the curves and the path diagnostics
-eval_every_s = 0.5 if SMOKE else 1.0       # seconds of training between two points of the quality curves (more
-                                           # often in the first seconds: every quarter of the time trained so far)
-w1w2_iters = [15, 15] if SMOKE else [600, 400]    # iterations of each W1 (+) W2 run, per toy (paper: 25,000)
+# samples for W2 (and its noise floor), the curves and the path diagnostics
+n_eval = 128 if SMOKE else 500
+# seconds of training between two points of the quality curves (more
+eval_every_s = 0.5 if SMOKE else 1.0
+                                           # often in the first seconds: every quarter of the time
+                                           # trained so far)
+# iterations of each W1 (+) W2 run, per toy (paper: 25,000)
+w1w2_iters = [15, 15] if SMOKE else [600, 400]
 fm_iters = [100, 100] if SMOKE else [3000, 2500]  # iterations of each flow-matching run, per toy
-fm_lr = 2e-3                               # Adam learning rate of the flow-matching nets (cosine decay to 5 %)
-fm_width = 64                              # flow-matching MLP v(x, t): (d+1) -> 64^3 -> d, SiLU (~10k weights,
+# Adam learning rate of the flow-matching nets (cosine decay to 5 %)
+fm_lr = 2e-3
+# flow-matching MLP v(x, t): (d+1) -> 64^3 -> d, SiLU (~10k weights,
+fm_width = 64
 fm_depth = 3                               # about the size of the potential U: (d+1) -> 48^5 -> 1)
 batch_size = 200                           # M, for every method (the W1 (+) W2 default)
 steps = [1, 2, 5, 100]                     # Euler step counts N at which samples are scored
-n_fine = 40 if SMOKE else 320              # the fine sampler for the step change N = 5 vs N = n_fine
+# the fine sampler for the step change N = 5 vs N = n_fine
+n_fine = 40 if SMOKE else 320
 quality_factor = 2.0                       # "quality" = W2 <= 2 x noise floor at N = 5
-mnist_iters = 10 if SMOKE else 900         # iterations of the MNIST flow-matching CNN (batch mnist_batch)
+# iterations of the MNIST flow-matching CNN (batch mnist_batch)
+mnist_iters = 10 if SMOKE else 900
 mnist_batch = 64
-mnist_coupling = "ot"                      # "ot" (OT-CFM) or "independent" (I-CFM) for the MNIST model
+# "ot" (OT-CFM) or "independent" (I-CFM) for the MNIST model
+mnist_coupling = "ot"
 mnist_n = 32 if SMOKE else 300             # images scored per method and step count
 mnist_channels = 16                        # width of the small U-Net velocity field
-n_threads = 1   # one intra-op thread: fastest for these small nets on a shared 2-core CPU (train() does the same)
+# one intra-op thread: fastest for these small nets on a shared 2-core CPU (train() does the same)
+n_threads = 1
 DEFAULTS = parameter_defaults(globals())  # what papermill -p / -y may change, checked below
 
 # %%
 check_parameters(globals(), DEFAULTS)  # a wrong type or range fails here, naming the parameter
-assert len(toy_datasets) == len(toy_dims) == len(w1w2_iters) == len(fm_iters), "one entry per toy in each list"
+assert len(toy_datasets) == len(toy_dims) == len(w1w2_iters) == len(fm_iters), (
+    "one entry per toy in each list"
+)
 assert mnist_coupling in ("ot", "independent"), mnist_coupling
 assert 5 in steps and 100 in steps, "the table reads N = 5 and N = 100"
 
@@ -184,7 +197,9 @@ assert 5 in steps and 100 in steps, "the table reads N = 5 and N = 100"
 torch.set_num_threads(n_threads)
 torch.manual_seed(seed)
 notebook_start, notebook_cpu = time.perf_counter(), time.process_time()
-ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "checkpoints" / "mnist_w1w2").is_dir())
+ROOT = next(
+    p for p in (Path.cwd(), *Path.cwd().parents) if (p / "checkpoints" / "mnist_w1w2").is_dir()
+)
 print(f"smoke mode: {SMOKE}; torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
       f"{os.cpu_count()} CPU cores visible")
 
@@ -225,7 +240,9 @@ x0_c, x1_c = torch.randn(256, 3, generator=g_check), 2 + torch.randn(256, 3, gen
 t_c = torch.rand(256, generator=g_check) * 0.98 + 0.01
 
 
-def is_time_derivative(target: Tensor, x0: Tensor, x1: Tensor, t: Tensor, eps: float = 1e-3) -> bool:
+def is_time_derivative(
+    target: Tensor, x0: Tensor, x1: Tensor, t: Tensor, eps: float = 1e-3
+) -> bool:
     """Does ``target`` equal d/dt of the library's x_t (central difference in t, per sample)?"""
     forward = fm_path.sample(x_0=x0, x_1=x1, t=t + eps).x_t
     backward = fm_path.sample(x_0=x0, x_1=x1, t=t - eps).x_t
@@ -233,11 +250,13 @@ def is_time_derivative(target: Tensor, x0: Tensor, x1: Tensor, t: Tensor, eps: f
 
 
 sample_c = fm_path.sample(x_0=x0_c, x_1=x1_c, t=t_c)
-# (a) the interpolant is the straight line (1 - t) x0 + t x1, and the library's target dx_t is its time derivative
+# (a) the interpolant is the straight line (1 - t) x0 + t x1, and the library's target dx_t is its
+# time derivative
 assert torch.allclose(sample_c.x_t, (1 - t_c[:, None]) * x0_c + t_c[:, None] * x1_c, atol=1e-6)
 assert is_time_derivative(sample_c.dx_t, x0_c, x1_c, t_c)
 assert torch.allclose(sample_c.dx_t, x1_c - x0_c, atol=1e-6)  # the I-CFM target x1 - x0
-# ... and also (x1 - x_t) / (1 - t), the same vector written with x_t (an identity, not a different target)
+# ... and also (x1 - x_t) / (1 - t), the same vector written with x_t (an identity, not a different
+# target)
 assert is_time_derivative((x1_c - sample_c.x_t) / (1 - t_c[:, None]), x0_c, x1_c, t_c)
 # the check fails for wrong targets: x1 itself, or x1 - x_t without the factor 1 / (1 - t)
 assert not is_time_derivative(x1_c, x0_c, x1_c, t_c)
@@ -247,14 +266,16 @@ print("(a) x_t = (1-t) x0 + t x1 and dx_t = x1 - x0 = d/dt x_t: passed; wrong ta
 
 # %%
 def ot_pairing(x0: Tensor, x1: Tensor) -> Tensor:
-    """Indices j(i) of the exact minibatch OT plan between {x0_i} and {x1_j} (uniform weights, squared distance).
+    """Indices j(i) of the exact minibatch OT plan between {x0_i} and {x1_j} (uniform weights,
+    squared distance).
 
-    For two uniform measures of M points each the optimal plan is a permutation matrix / M (Birkhoff); ``ot.emd``
-    returns it, and row i's nonzero column is x0_i's partner.
+    For two uniform measures of M points each the optimal plan is a permutation matrix / M
+    (Birkhoff); ``ot.emd`` returns it, and row i's nonzero column is x0_i's partner.
     """
     a = np.full(len(x0), 1.0 / len(x0))
-    # |x0_i - x1_j|^2 with torch (one thread). POT's ot.dist gives the same matrix through numpy's multi-threaded
-    # BLAS, which on a busy 2-core machine is ~50x slower for the 784-pixel MNIST batches.
+    # |x0_i - x1_j|^2 with torch (one thread). POT's ot.dist gives the same matrix through numpy's
+    # multi-threaded BLAS, which on a busy 2-core machine is ~50x slower for the 784-pixel MNIST
+    # batches.
     p, q = x0.flatten(1).double(), x1.flatten(1).double()
     cost = (p.pow(2).sum(1)[:, None] + q.pow(2).sum(1)[None, :] - 2 * p @ q.T).clamp_min(0).numpy()
     plan = ot.emd(a, a, cost)
@@ -267,13 +288,15 @@ def pairing_cost(x0: Tensor, x1: Tensor) -> float:
 
 
 def pairing_is_optimal(x0: Tensor, x1_paired: Tensor, x1_independent: Tensor) -> bool:
-    """Optimal pairing: no more expensive than the independent one, and its cost is the exact W2^2 of the batches."""
+    """Optimal pairing: no more expensive than the independent one, and its cost is the exact W2^2
+    of the batches."""
     w2_sq = metrics.w2_distance(x0, x1_paired) ** 2
     return (pairing_cost(x0, x1_paired) <= pairing_cost(x0, x1_independent) + 1e-9
             and abs(pairing_cost(x0, x1_paired) - w2_sq) <= 1e-6 * max(w2_sq, 1.0))
 
 
-# (b) over several minibatches of 8 gaussians in R^12: the OT pairing lowers the mean squared pairing cost
+# (b) over several minibatches of 8 gaussians in R^12: the OT pairing lowers the mean squared
+# pairing cost
 data_c = sample_toy("8gaussians", 10 * batch_size, dim=12, seed=seed + 12)
 costs = {"independent": [], "OT (ot.emd)": []}
 for k in range(10):
@@ -284,30 +307,41 @@ for k in range(10):
     assert pairing_is_optimal(x0_b, x1_b[idx], x1_b)
     costs["independent"].append(pairing_cost(x0_b, x1_b))
     costs["OT (ot.emd)"].append(pairing_cost(x0_b, x1_b[idx]))
-# the check fails for a wrong plan: the *most* expensive matching (emd on max(cost) - cost) is a permutation, not optimal
+# the check fails for a wrong plan: the *most* expensive matching (emd on max(cost) - cost) is a
+# permutation, not optimal
 cost_b = ot.dist(x0_b.double().numpy(), x1_b.double().numpy())
-worst = ot.emd(np.full(batch_size, 1 / batch_size), np.full(batch_size, 1 / batch_size), cost_b.max() - cost_b)
+worst = ot.emd(
+    np.full(batch_size, 1 / batch_size), np.full(batch_size, 1 / batch_size), cost_b.max() - cost_b
+)
 assert sorted(worst.argmax(1).tolist()) == list(range(batch_size))
 assert not pairing_is_optimal(x0_b, x1_b[torch.from_numpy(worst.argmax(1))], x1_b)
-print(f"(b) mean squared pairing cost over 10 batches of M={batch_size}: "
-      + ", ".join(f"{k} {np.mean(v):.3f}" for k, v in costs.items())
-      + f" (OT lowers it by {1 - np.mean(costs['OT (ot.emd)']) / np.mean(costs['independent']):.0%}); "
-        "it equals W2^2 of the two batches; the worst matching is rejected")
+ot_gain = 1 - np.mean(costs["OT (ot.emd)"]) / np.mean(costs["independent"])
+print(textwrap.fill(
+    f"(b) mean squared pairing cost over 10 batches of M={batch_size}: "
+    + ", ".join(f"{k} {np.mean(v):.3f}" for k, v in costs.items())
+    + f" (OT lowers it by {ot_gain:.0%}); it equals W2^2 of the two batches; the worst matching "
+    "is rejected", width=100, subsequent_indent="    "))
 
 
 # %%
 def euler_path(velocity: Callable[..., Tensor], x0: Tensor, n: int) -> Tensor:
-    """The forward-Euler path (n+1, M, ...) of dx/dt = velocity(x, t) on [0, 1], step 1/n: the library's solver.
+    """The forward-Euler path (n+1, M, ...) of dx/dt = velocity(x, t) on [0, 1], step 1/n: the
+    library's solver.
 
-    ``velocity(x=..., t=...)`` gets t as a 0-d tensor. Every method of this notebook is sampled by this function.
+    ``velocity(x=..., t=...)`` gets t as a 0-d tensor. Every method of this notebook is sampled by
+    this function.
     """
     grid = torch.linspace(0.0, 1.0, n + 1, dtype=x0.dtype)
-    return ODESolver(velocity_model=velocity).sample(x_init=x0, step_size=1.0 / n, method="euler", time_grid=grid,
-                                                     return_intermediates=True)
+    return ODESolver(velocity_model=velocity).sample(
+        x_init=x0, step_size=1.0 / n, method="euler", time_grid=grid, return_intermediates=True
+    )
 
 
-def hand_euler(velocity: Callable[..., Tensor], x0: Tensor, n: int, at_next_time: bool = False) -> Tensor:
-    """x_{k+1} = x_k + (1/n) v(x_k, t_k), written out; ``at_next_time`` uses t_{k+1} instead (a wrong scheme)."""
+def hand_euler(
+    velocity: Callable[..., Tensor], x0: Tensor, n: int, at_next_time: bool = False
+) -> Tensor:
+    """x_{k+1} = x_k + (1/n) v(x_k, t_k), written out; ``at_next_time`` uses t_{k+1} instead (a
+    wrong scheme)."""
     xs = [x0]
     for k in range(n):
         t = torch.tensor((k + at_next_time) / n)
@@ -315,14 +349,18 @@ def hand_euler(velocity: Callable[..., Tensor], x0: Tensor, n: int, at_next_time
     return torch.stack(xs)
 
 
-def potential_velocity(potential: nn.Module, T: float, lam: float, create_graph: bool = False) -> Callable[..., Tensor]:
-    """The W1 (+) W2 flow in the solver's time s = t / T in [0, 1]: dx/ds = T v(x, sT) = -T grad U(x, sT) / lam."""
+def potential_velocity(
+    potential: nn.Module, T: float, lam: float, create_graph: bool = False
+) -> Callable[..., Tensor]:
+    """The W1 (+) W2 flow in the solver's time s = t / T in [0, 1]: dx/ds = T v(x, sT) = -T grad
+    U(x, sT) / lam."""
     def velocity(x: Tensor, t: Tensor) -> Tensor:
         return -T * input_gradient(potential, x, float(t) * T, create_graph=create_graph) / lam
     return velocity
 
 
-# (c) the library's Euler solver is recurrence (39): against euler_flow on a (random, time-dependent) potential
+# (c) the library's Euler solver is recurrence (39): against euler_flow on a (random,
+# time-dependent) potential
 torch.manual_seed(seed + 13)
 U_c = MLPPotential(3)
 x0_e = torch.randn(64, 3, generator=g_check)
@@ -332,16 +370,22 @@ for T_c, lam_c, n in ((1.0, 0.1, 5), (5.0, 0.05, 7), (1.0, 0.1, 100)):
     lib = euler_path(lambda x, t: calls.append(float(t)) or v_c(x=x, t=t), x0_e, n)
     assert np.allclose(calls, np.arange(n) / n, atol=1e-6), calls  # N evaluations, at t_k = k / N
     ours = euler_flow(U_c, x0_e, T_c, T_c / n, lam_c, keep_path=True).states
-    assert lib.shape == ours.shape and torch.allclose(lib, ours, atol=1e-5), (T_c, n, (lib - ours).abs().max())
+    assert lib.shape == ours.shape and torch.allclose(lib, ours, atol=1e-5), (
+        T_c,
+        n,
+        (lib - ours).abs().max(),
+    )
     assert torch.allclose(lib, hand_euler(potential_velocity(U_c, T_c, lam_c), x0_e, n), atol=1e-5)
     # the check fails for a different scheme: velocities taken at the end of each step
-    assert not torch.allclose(lib, hand_euler(potential_velocity(U_c, T_c, lam_c), x0_e, n, at_next_time=True),
-                              atol=1e-5)
-print("(c) ODESolver(method='euler', step_size=1/N) = euler_flow (39) = the hand-written recurrence: passed")
+    assert not torch.allclose(
+        lib, hand_euler(potential_velocity(U_c, T_c, lam_c), x0_e, n, at_next_time=True), atol=1e-5
+    )
+print("(c) ODESolver(method='euler', step_size=1/N) = euler_flow (39) = the hand-written "
+      "recurrence: passed")
 
 # %%
-# (d) the ideal flow-matching field lands exactly on the data plane for any N (section 1): its off-plane part is
-#     -x_perp / (1 - t); a field without the 1 / (1 - t) does not land
+# (d) the ideal flow-matching field lands exactly on the data plane for any N (section 1): its
+# off-plane part is -x_perp / (1 - t); a field without the 1 / (1 - t) does not land
 B12 = embedding(12)
 
 
@@ -355,11 +399,22 @@ def off_plane_field(with_factor: bool) -> Callable[..., Tensor]:
 x0_p = torch.randn(128, 12, generator=g_check)
 for n in steps:
     landed = euler_path(off_plane_field(True), x0_p, n)[-1]
-    assert float(metrics.off_manifold_distance(landed).max()) < 1e-4, (n, metrics.off_manifold_distance(landed).max())
-    if n > 1:  # at N = 1 the two fields agree: the only evaluation is at t = 0, where both are -x_perp
-        assert float(metrics.off_manifold_distance(euler_path(off_plane_field(False), x0_p, n)[-1]).mean()) > 0.1
-print(f"(d) Euler with the exact off-plane field -x_perp/(1-t) lands on the plane for N in {steps}; "
-      "without 1/(1-t) it does not (N > 1)")
+    assert float(metrics.off_manifold_distance(landed).max()) < 1e-4, (
+        n,
+        metrics.off_manifold_distance(landed).max(),
+    )
+    # at N = 1 the two fields agree: the only evaluation is at t = 0, where both are -x_perp
+    if n > 1:
+        assert (
+            float(
+                metrics.off_manifold_distance(
+                    euler_path(off_plane_field(False), x0_p, n)[-1]
+                ).mean()
+            )
+            > 0.1
+        )
+print(f"(d) Euler with the exact off-plane field -x_perp/(1-t) lands on the plane for N in {steps};"
+      "\n    without 1/(1-t) it does not (N > 1)")
 
 # %% [markdown]
 # ## 3 Data, prior, and one evaluation for every method
@@ -370,7 +425,7 @@ print(f"(d) Euler with the exact off-plane field -x_perp/(1-t) lands on the plan
 # function `euler_path` (the library's Euler solver, time rescaled to $[0,1]$ for the W1 ⊕ W2 potential), and every
 # number below comes from the same function `evaluate`:
 #
-# | column | definition |
+# | row | definition |
 # |---|---|
 # | $W_2$/floor at $N$ | exact $W_2$ (POT) between $x_1$ after $N$ Euler steps and held-out data, over the noise floor |
 # | time to quality | training seconds (evaluation excluded) until $W_2\le2\times$floor at $N=5$: the first point of the quality curve below the goal (one point every `eval_every_s` of training, more often in the first seconds; same samples as the table) |
@@ -384,24 +439,29 @@ toys = {}
 for name, dim in zip(toy_datasets, toy_dims):
     train_set = sample_toy(name, n_train, dim=dim, seed=seed)
     held_out = sample_toy(name, n_eval, dim=dim, seed=seed + 1000)
-    toys[name] = dict(dim=dim, data=train_set, test=held_out,
-                      floor=metrics.noise_floor(train_set, n_eval, seed=seed),
-                      x0=torch.randn(n_eval, dim, generator=torch.Generator().manual_seed(seed + 7)))
+    toys[name] = dict(
+        dim=dim,
+        data=train_set,
+        test=held_out,
+        floor=metrics.noise_floor(train_set, n_eval, seed=seed),
+        x0=torch.randn(n_eval, dim, generator=torch.Generator().manual_seed(seed + 7)),
+    )
     toys[name]["prior_w2"] = metrics.w2_distance(toys[name]["x0"], held_out)
-    print(f"{name} in R^{dim}: {n_train} training samples; noise floor at n={n_eval}: {toys[name]['floor']:.4f}; "
-          f"the prior scores W2/floor = "
+    print(f"{name} in R^{dim}: {n_train} training samples; noise floor at n={n_eval}: "
+          f"{toys[name]['floor']:.4f};\n    the prior scores W2/floor = "
           f"{toys[name]['prior_w2'] / toys[name]['floor']:.1f}")
 
 
 # %%
 @dataclass
 class Method:
-    """A trained sampler: its velocity in solver time t in [0, 1], and what its training measured."""
+    """A trained sampler: its velocity in solver time t in [0, 1] and what its training measured."""
 
     label: str
     family: str                              # "w1w2" or "fm"
     velocity: Callable[..., Tensor]          # velocity(x=..., t=...) for euler_path
-    grad_velocity: Callable[..., Tensor]     # the same field, differentiable in x (for its Jacobian)
+    # the same field, differentiable in x (for its Jacobian)
+    grad_velocity: Callable[..., Tensor]
     iterations: int
     train_seconds: float                     # training time without the curve evaluations
     curve: dict[str, list[float]]            # training seconds and W2/floor at N = 5
@@ -410,12 +470,16 @@ class Method:
 
 
 def next_curve_time(seconds: float) -> float:
-    """When to take the next curve point: after eval_every_s more seconds, or a quarter of the time so far if sooner."""
+    """When to take the next curve point: after eval_every_s more seconds, or a quarter of the time
+    so far if sooner."""
     return seconds + min(eval_every_s, max(0.25 * seconds, 0.1))
 
 
-def curve_point(curve: dict, train_seconds: float, velocity: Callable[..., Tensor], toy: dict) -> None:
-    """One point of the quality curve: W2/floor at N = 5, on the prior samples and held-out data of the table."""
+def curve_point(
+    curve: dict, train_seconds: float, velocity: Callable[..., Tensor], toy: dict
+) -> None:
+    """One point of the quality curve: W2/floor at N = 5, on the prior samples and held-out data of
+    the table."""
     x1 = euler_path(velocity, toy["x0"], 5)[-1]
     curve["seconds"].append(train_seconds)
     curve["ratio"].append(metrics.w2_distance(x1, toy["test"]) / toy["floor"])
@@ -448,21 +512,30 @@ def train_w1w2(config: FlowConfig, toy: dict, label: str) -> Method:
         seconds = result.wall_time - spent["eval"]
         if seconds >= spent["next"] or it == config.n_iters - 1:
             start = time.perf_counter()
-            curve_point(curve, seconds, potential_velocity(result.potential, config.T, config.lam), toy)
+            curve_point(
+                curve, seconds, potential_velocity(result.potential, config.T, config.lam), toy
+            )
             spent["eval"] += time.perf_counter() - start
             spent["next"] = next_curve_time(seconds)
 
     r = train(config, toy["data"], progress=False, callback=callback)
     assert r.diverged_at is None, f"{label}: {r.divergence_reason}"
-    return Method(label, "w1w2", potential_velocity(r.potential, config.T, config.lam),
-                  potential_velocity(r.potential, config.T, config.lam, create_graph=True), r.iterations_done,
-                  r.wall_time - spent["eval"], curve,
-                  count_parameters(r.potential) + count_parameters(r.discriminator),
-                  dict(result=r, divergence=r.history["divergence"][-1]))
+    return Method(
+        label,
+        "w1w2",
+        potential_velocity(r.potential, config.T, config.lam),
+        potential_velocity(r.potential, config.T, config.lam, create_graph=True),
+        r.iterations_done,
+        r.wall_time - spent["eval"],
+        curve,
+        count_parameters(r.potential) + count_parameters(r.discriminator),
+        dict(result=r, divergence=r.history["divergence"][-1]),
+    )
 
 
 class VelocityMLP(nn.Module):
-    """v_theta(x, t): (d+1) -> width^depth -> d, SiLU. Called as v(x=..., t=...) with t a float, 0-d or (M,)."""
+    """v_theta(x, t): (d+1) -> width^depth -> d, SiLU. Called as v(x=..., t=...) with t a float, 0-d
+    or (M,)."""
 
     def __init__(self, dim: int, width: int, depth: int) -> None:
         super().__init__()
@@ -482,9 +555,16 @@ def cosine(it: int, n: int, low: float = 0.05) -> float:
     return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * min(it, n) / n))
 
 
-def train_fm(net: nn.Module, data: Tensor, coupling: str, n_iters: int, prior: Callable[[int, torch.Generator], Tensor],
-             batch: int, lr: float, on_eval: Callable[[float], None] | None = None,
-             ) -> tuple[float, list[float]]:
+def train_fm(
+    net: nn.Module,
+    data: Tensor,
+    coupling: str,
+    n_iters: int,
+    prior: Callable[[int, torch.Generator], Tensor],
+    batch: int,
+    lr: float,
+    on_eval: Callable[[float], None] | None = None,
+) -> tuple[float, list[float]]:
     """CFM regression; returns (training seconds without evaluations, loss per iteration)."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -498,7 +578,8 @@ def train_fm(net: nn.Module, data: Tensor, coupling: str, n_iters: int, prior: C
         if coupling == "ot":
             x1 = x1[ot_pairing(x0, x1)]
         s = fm_path.sample(x_0=x0, x_1=x1, t=torch.rand(batch, generator=gen))
-        loss = (net(x=s.x_t, t=s.t) - s.dx_t).flatten(1).pow(2).sum(1).mean()  # the CFM loss of section 1
+        # the CFM loss of section 1
+        loss = (net(x=s.x_t, t=s.t) - s.dx_t).flatten(1).pow(2).sum(1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -518,20 +599,44 @@ def train_fm_toy(coupling: str, toy: dict, n_iters: int, label: str) -> Method:
     def velocity(x: Tensor, t: Tensor) -> Tensor:
         return net(x=x, t=t)
 
-    seconds, losses = train_fm(net, toy["data"], coupling, n_iters,
-                               lambda n, g: torch.randn(n, toy["dim"], generator=g), batch_size, fm_lr,
-                               on_eval=lambda s: curve_point(curve, s, velocity, toy))
+    seconds, losses = train_fm(
+        net,
+        toy["data"],
+        coupling,
+        n_iters,
+        lambda n, g: torch.randn(n, toy["dim"], generator=g),
+        batch_size,
+        fm_lr,
+        on_eval=lambda s: curve_point(curve, s, velocity, toy),
+    )
     n_weights = count_parameters(net)
     net.requires_grad_(False)
-    return Method(label, "fm", velocity, velocity, n_iters, seconds, curve, n_weights, dict(net=net, losses=losses))
+    return Method(
+        label,
+        "fm",
+        velocity,
+        velocity,
+        n_iters,
+        seconds,
+        curve,
+        n_weights,
+        dict(net=net, losses=losses),
+    )
 
 
 # %%
-LABELS = {"paper": "W1⊕W2, paper preset", "default": "W1⊕W2, FlowConfig()", "icfm": "I-CFM", "otcfm": "OT-CFM"}
+LABELS = {
+    "paper": "W1⊕W2, paper preset",
+    "default": "W1⊕W2, FlowConfig()",
+    "icfm": "I-CFM",
+    "otcfm": "OT-CFM",
+}
 methods: dict[str, dict[str, Method]] = {}
 for (name, toy), n_w, n_f in zip(toys.items(), w1w2_iters, fm_iters):
-    configs = {"paper": FlowConfig.preset("paper_toy_highdim", n_iters=n_w, seed=seed, log_every=10),
-               "default": FlowConfig(n_iters=n_w, seed=seed, log_every=10)}
+    configs = {
+        "paper": FlowConfig.preset("paper_toy_highdim", n_iters=n_w, seed=seed, log_every=10),
+        "default": FlowConfig(n_iters=n_w, seed=seed, log_every=10),
+    }
     assert all(c.batch_size == batch_size and c.prior == "gaussian" for c in configs.values())
     methods[name] = {key: train_w1w2(c, toy, LABELS[key]) for key, c in configs.items()}
     methods[name]["icfm"] = train_fm_toy("independent", toy, n_f, LABELS["icfm"])
@@ -546,13 +651,18 @@ for (name, toy), n_w, n_f in zip(toys.items(), w1w2_iters, fm_iters):
 
 # %%
 def relative_step_change(x_coarse: Tensor, x_fine: Tensor, x0: Tensor) -> float:
-    """`discretization_gap`'s `relative`: mean |x^coarse - x^fine| / mean |x^fine - x0| (same x0)."""
-    return float((x_coarse - x_fine).flatten(1).norm(dim=1).mean() / (x_fine - x0).flatten(1).norm(dim=1).mean())
+    """`discretization_gap`'s `relative`: mean |x^coarse - x^fine| / mean |x^fine - x0|, same x0."""
+    return float(
+        (x_coarse - x_fine).flatten(1).norm(dim=1).mean()
+        / (x_fine - x0).flatten(1).norm(dim=1).mean()
+    )
 
 
 def time_to_quality(curve: dict) -> float:
     """First training time at which W2/floor (N = 5) <= quality_factor; nan if never."""
-    return next((s for s, r in zip(curve["seconds"], curve["ratio"]) if r <= quality_factor), math.nan)
+    return next(
+        (s for s, r in zip(curve["seconds"], curve["ratio"]) if r <= quality_factor), math.nan
+    )
 
 
 def evaluate(m: Method, toy: dict) -> dict:
@@ -573,16 +683,26 @@ def evaluate(m: Method, toy: dict) -> dict:
     return row
 
 
-rows = {name: {key: evaluate(m, toys[name]) for key, m in ms.items()} for name, ms in methods.items()}
+rows = {
+    name: {key: evaluate(m, toys[name]) for key, m in ms.items()} for name, ms in methods.items()
+}
 
 # the step change of the W1 (+) W2 runs is exactly what diagnostics.discretization_gap computes
 for name, ms in methods.items():
     for key in ("paper", "default"):
         r = ms[key].extra["result"]
-        ref = diagnostics.discretization_gap(r.potential, toys[name]["x0"], r.config.T, r.config.T / 5, r.config.lam,
-                                             h_fine=r.config.T / n_fine)
-        assert abs(ref.relative - rows[name][key]["gap"]) <= 1e-4 * max(ref.relative, 1e-3), (ref.relative,
-                                                                                              rows[name][key]["gap"])
+        ref = diagnostics.discretization_gap(
+            r.potential,
+            toys[name]["x0"],
+            r.config.T,
+            r.config.T / 5,
+            r.config.lam,
+            h_fine=r.config.T / n_fine,
+        )
+        assert abs(ref.relative - rows[name][key]["gap"]) <= 1e-4 * max(ref.relative, 1e-3), (
+            ref.relative,
+            rows[name][key]["gap"],
+        )
 
 
 # %%
@@ -591,34 +711,50 @@ def fmt(x: float, spec: str = ".2f") -> str:
 
 
 def table(name: str) -> str:
+    """The toy's results, transposed: one row per metric, one column per method (and the prior)."""
     toy = toys[name]
-    head = (["method", "iters", "s/iter", "train s", f"time to ≤{quality_factor:g}× floor (N=5)"]
-            + [f"W2/floor N={n}" for n in steps]
-            + ["KE/chord N=5", "KE/chord N=100", f"step change N=5 vs {n_fine}", "off-plane N=5", f"off-plane N={n_fine}"])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines.append("| prior $x_0$ | | | | | " + " | ".join(fmt(toy["prior_w2"] / toy["floor"]) for _ in steps)
-                 + f" | | | | {fmt(float(metrics.off_manifold_distance(toy['x0']).mean()), '.3f')} | |")
-    for key, m in methods[name].items():
-        s = rows[name][key]
-        ttq = s["time_to_quality"]
-        lines.append(f"| {m.label} | {m.iterations} | {s['s_per_iter']:.4f} | {s['train_seconds']:.1f} | "
-                     + (f"{ttq:.1f} s" if not math.isnan(ttq) else f"not reached (best {min(m.curve['ratio']):.2f}×)")
-                     + " | " + " | ".join(fmt(s[f"w2_{n}"]) for n in steps)
-                     + f" | {fmt(s['ke_ratio_5'], '.3f')} | {fmt(s['ke_ratio_100'], '.3f')} | {fmt(s['gap'], '.3f')}"
-                     + f" | {fmt(s['off_5'], '.3f')} | {fmt(s[f'off_{n_fine}'], '.3f')} |")
+    ms = methods[name]
+    cell = {key: rows[name][key] for key in ms}
+
+    def time_to_quality(key: str) -> str:
+        ttq = cell[key]["time_to_quality"]
+        best_ratio = min(ms[key].curve["ratio"])
+        return f"{ttq:.1f} s" if not math.isnan(ttq) else f"not reached (best {best_ratio:.2f}×)"
+
+    prior_w2 = fmt(toy["prior_w2"] / toy["floor"])
+    prior_off = fmt(float(metrics.off_manifold_distance(toy["x0"]).mean()), ".3f")
+    # (row label, the prior's entry, the entry of method `key`)
+    body = [
+        ("iters", "", lambda key: str(ms[key].iterations)),
+        ("s/iter", "", lambda key: f"{cell[key]['s_per_iter']:.4f}"),
+        ("train s", "", lambda key: f"{cell[key]['train_seconds']:.1f}"),
+        (f"time to ≤{quality_factor:g}× floor (N=5)", "", time_to_quality),
+    ]
+    body += [(f"W2/floor N={n}", prior_w2, lambda key, n=n: fmt(cell[key][f"w2_{n}"]))
+             for n in steps]
+    body += [
+        ("KE/chord N=5", "", lambda key: fmt(cell[key]["ke_ratio_5"], ".3f")),
+        ("KE/chord N=100", "", lambda key: fmt(cell[key]["ke_ratio_100"], ".3f")),
+        (f"step change N=5 vs {n_fine}", "", lambda key: fmt(cell[key]["gap"], ".3f")),
+        ("off-plane N=5", prior_off, lambda key: fmt(cell[key]["off_5"], ".3f")),
+        (f"off-plane N={n_fine}", "", lambda key: fmt(cell[key][f"off_{n_fine}"], ".3f")),
+    ]
+    lines = ["| | prior $x_0$ | " + " | ".join(m.label for m in ms.values()) + " |",
+             "|---|---|" + "---|" * len(ms)]
+    for label, prior, entry in body:
+        lines.append(f"| {label} | {prior} | " + " | ".join(entry(key) for key in ms) + " |")
     return "\n".join(lines)
 
 
 tables = {name: table(name) for name in toys}
 for name, text in tables.items():
     toy = toys[name]
-    display(Markdown(f"**{name} in $\\mathbb R^{{{toy['dim']}}}$**, $n={n_eval}$, noise floor {toy['floor']:.3f} "
-                     f"(smoke mode: {SMOKE})\n\n" + text))
-    print(text, "\n")  # the same table as plain text
+    display(Markdown(f"**{name} in $\\mathbb R^{{{toy['dim']}}}$**, $n={n_eval}$, noise floor "
+                     f"{toy['floor']:.3f} (smoke mode: {SMOKE})\n\n" + text))
 
 # %% [markdown]
 # $W_2\le2\times$floor is the course's goal, not a guarantee that every detail is right: thin structures such as the
-# pinwheel's arms can still be blurred at that ratio, so look at the pictures below as well. Two columns to read
+# pinwheel's arms can still be blurred at that ratio, so look at the pictures below as well. Two rows to read
 # together: KE/chord $>1$ says that the velocity changes along the paths (in direction or in speed); the step change
 # says how much that moves the end points of the $N=5$ sampler. Straight constant-speed paths give $1$ and $0$, which
 # is what few-step sampling needs.
@@ -632,16 +768,24 @@ for name, text in tables.items():
 # "W2/floor N=5".
 
 # %%
-fig, axs = plt.subplots(1, len(toys), figsize=(6.0 * len(toys), 3.8), squeeze=False, layout="constrained")
-for ax, (name, ms) in zip(axs[0], methods.items()):
+# at most two panels a row, 4.5 in each: 900 px at the notebook's 100 dpi, a laptop screen's width
+ncols = min(len(toys), 2)
+nrows = -(-len(toys) // ncols)
+fig, axs = plt.subplots(nrows, ncols, figsize=(4.5 * ncols, 3.8 * nrows), squeeze=False,
+                        layout="constrained")
+for ax, (name, ms) in zip(axs.flat, methods.items()):
     for k, m in enumerate(ms.values()):
         ax.plot(m.curve["seconds"], m.curve["ratio"], marker=".", ms=3, c=f"C{k}", label=m.label)
     ax.axhline(quality_factor, ls="--", c="k", lw=0.8)
-    ax.set(xlabel="training time (s, evaluation excluded)", ylabel="$W_2$ / noise floor at $N=5$", yscale="log",
-           title=f"{name} in $\\mathbb{{R}}^{{{toys[name]['dim']}}}$")
+    ax.set(
+        xlabel="training time (s, evaluation excluded)",
+        ylabel="$W_2$ / noise floor at $N=5$",
+        yscale="log",
+        title=f"{name} in $\\mathbb{{R}}^{{{toys[name]['dim']}}}$",
+    )
     ax.set_yticks([1, 2, 5, 10, 20], ["1", "2", "5", "10", "20"])
     ax.yaxis.set_minor_formatter(plt.NullFormatter())
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
 plt.show()
 
 # %% [markdown]
@@ -652,39 +796,64 @@ plt.show()
 # %%
 show_steps = [n for n in (1, 5, 100) if n in steps]
 for name, ms in methods.items():
-    axes = plotting.small_multiples(len(ms) * len(show_steps), size=2.7, ncols=len(show_steps))
+    axes = plotting.small_multiples(len(ms) * len(show_steps), size=3.0, ncols=len(show_steps))
     for i, (key, m) in enumerate(ms.items()):
         for j, n in enumerate(show_steps):
             ax = axes[i * len(show_steps) + j]
-            plotting.plot_samples(rows[name][key]["paths"][n][-1], toys[name]["test"], ax=ax,
-                                  title=f"{m.label}, N={n}: {fmt(rows[name][key][f'w2_{n}'])}× floor")
+            plotting.plot_samples(
+                rows[name][key]["paths"][n][-1],
+                toys[name]["test"],
+                ax=ax,
+                title=f"{m.label}, N={n}: {fmt(rows[name][key][f'w2_{n}'])}× floor",
+            )
             ax.set(xlim=(-4, 4), ylim=(-4, 4))
-            ax.title.set_fontsize(8)
+            ax.title.set_fontsize(9)
     plt.gcf().suptitle(f"{name} in R^{toys[name]['dim']}: samples (data-plane coordinates)")
     plt.show()
 
 # %% [markdown]
 # ### Paths, and their distance off the plane
-# Left: 60 paths at $N=100$, projected on the data plane. Right: the mean off-plane distance $|x^\perp|$ along the
-# $N=100$ path; the ideal flow-matching field gives the straight line $(1-t)\,\overline{|x_0^\perp|}$ (dotted).
+# One panel per method: 60 paths at $N=100$, projected on the data plane. Last panel: the mean off-plane distance
+# $|x^\perp|$ along the $N=100$ path; the ideal flow-matching field gives the straight line $(1-t)\,\overline{|x_0^\perp|}$ (dotted).
 
 # %%
 name = toy_datasets[0]
 ms = methods[name]
-axes = plotting.small_multiples(len(ms) + 1, size=3.1, ncols=len(ms) + 1)
+# three panels a row (two rows for the four methods and the off-plane distance): 900 px wide
+axes = plotting.small_multiples(len(ms) + 1, size=3.0, ncols=3)
 for ax, (key, m) in zip(axes, ms.items()):
-    plotting.plot_trajectories(rows[name][key]["paths"][100], toys[name]["test"], ax=ax, n_paths=60,
-                               title=f"{m.label}: KE/chord {fmt(rows[name][key]['ke_ratio_100'], '.3f')}")
+    plotting.plot_trajectories(
+        rows[name][key]["paths"][100],
+        toys[name]["test"],
+        ax=ax,
+        n_paths=60,
+        title=f"{m.label}: KE/chord {fmt(rows[name][key]['ke_ratio_100'], '.3f')}",
+    )
     ax.set(xlim=(-4, 4), ylim=(-4, 4))
-    ax.title.set_fontsize(8)
+    ax.title.set_fontsize(9)
 ax = axes[-1]
 t_grid = np.linspace(0, 1, 101)
 for k, (key, m) in enumerate(ms.items()):
     p = rows[name][key]["paths"][100]
-    ax.plot(t_grid, [float(metrics.off_manifold_distance(s).mean()) for s in p], c=f"C{k}", label=m.label)
-ax.plot(t_grid, (1 - t_grid) * float(metrics.off_manifold_distance(toys[name]["x0"]).mean()), "k:", label="ideal CFM")
-ax.set(xlabel="t (solver time)", ylabel="mean off-plane distance", yscale="log", title="off the plane along the path")
-ax.legend(fontsize=7)
+    ax.plot(
+        t_grid,
+        [float(metrics.off_manifold_distance(s).mean()) for s in p],
+        c=f"C{k}",
+        label=m.label,
+    )
+ax.plot(
+    t_grid,
+    (1 - t_grid) * float(metrics.off_manifold_distance(toys[name]["x0"]).mean()),
+    "k:",
+    label="ideal CFM",
+)
+ax.set(
+    xlabel="t (solver time)",
+    ylabel="mean off-plane distance",
+    yscale="log",
+    title="off the plane along the path",
+)
+ax.legend(fontsize=9)
 plt.show()
 
 # %% [markdown]
@@ -703,19 +872,27 @@ plt.show()
 
 # %%
 def jacobian_asymmetry(velocity: Callable[..., Tensor], states: Tensor) -> float:
-    """mean ||J - J^T||_F / (2 mean ||J||_F) of J = d velocity / dx at the states (n+1, M, d) at times n / N."""
+    """mean ||J - J^T||_F / (2 mean ||J||_F) of J = d velocity / dx at the states (n+1, M, d) at
+    times n / N."""
     n_steps, num, den = states.shape[0] - 1, [], []
     for k in range(n_steps):
         x = states[k].detach().clone().requires_grad_(True)
         with torch.enable_grad():
             v = velocity(x=x, t=torch.tensor(k / n_steps))
-            J = torch.stack([torch.autograd.grad(v[:, i].sum(), x, retain_graph=True)[0] for i in range(x.shape[1])], 1)
+            J = torch.stack(
+                [
+                    torch.autograd.grad(v[:, i].sum(), x, retain_graph=True)[0]
+                    for i in range(x.shape[1])
+                ],
+                1,
+            )
         num.append((J - J.transpose(1, 2)).flatten(1).norm(dim=1))
         den.append(J.flatten(1).norm(dim=1))
     return float(torch.cat(num).mean() / (2 * torch.cat(den).mean()))
 
 
-# the measure is 0 for a gradient field and 1 for a rotation field (it fails the "gradient" test when it should)
+# the measure is 0 for a gradient field and 1 for a rotation field (it fails the "gradient" test
+# when it should)
 A = torch.randn(4, 4, generator=g_check)
 x_test = torch.randn(2, 32, 4, generator=g_check)
 assert jacobian_asymmetry(lambda x, t: x @ (A + A.T), x_test) < 1e-6
@@ -729,21 +906,29 @@ for name, ms in methods.items():
         if m.family == "w1w2":
             r = m.extra["result"]
             h = r.config.T / 5
-            c["R_HJ"] = diagnostics.hj_residual(r.potential, rows[name][key]["paths"][5], h, r.config.lam,
-                                                centered=True)
-            c["lam_KE"] = r.config.lam * float(diagnostics.path_kinetic_energy(rows[name][key]["paths"][5], h))
+            c["R_HJ"] = diagnostics.hj_residual(
+                r.potential, rows[name][key]["paths"][5], h, r.config.lam, centered=True
+            )
+            c["lam_KE"] = r.config.lam * float(
+                diagnostics.path_kinetic_energy(rows[name][key]["paths"][5], h)
+            )
             c["divergence"] = m.extra["divergence"]
         certificates[name, key] = c
 
-lines = ["| toy | method | Jacobian asymmetry $a$ | centred $R_{\\rm HJ}$ (43) | $R_{\\rm HJ}/(\\lambda\\,\\mathrm{KE}_h)$ "
-         "| last $D^L_{\\rm KL}$ estimate |", "|---|---|---|---|---|---|"]
+lines = [
+    "| toy | method | Jacobian asymmetry $a$ | centred $R_{\\rm HJ}$ (43) "
+    "| $R_{\\rm HJ}/(\\lambda\\,\\mathrm{KE}_h)$ | last $D^L_{\\rm KL}$ estimate |",
+    "|---|---|---|---|---|---|",
+]
 for (name, key), c in certificates.items():
-    lines.append(f"| {name} | {methods[name][key].label} | {c['asymmetry']:.2g} | {fmt(c.get('R_HJ', math.nan), '.3g')} "
-                 f"| {fmt(c.get('R_HJ', math.nan) / c['lam_KE'] if 'R_HJ' in c else math.nan, '.2f')} "
-                 f"| {fmt(c.get('divergence', math.nan), '.3g')} |")
+    lines.append(
+        f"| {name} | {methods[name][key].label} | {c['asymmetry']:.2g} | "
+        f"{fmt(c.get('R_HJ', math.nan), '.3g')} "
+        f"| {fmt(c.get('R_HJ', math.nan) / c['lam_KE'] if 'R_HJ' in c else math.nan, '.2f')} "
+        f"| {fmt(c.get('divergence', math.nan), '.3g')} |"
+    )
 certificate_table = "\n".join(lines)
 display(Markdown(certificate_table))
-print(certificate_table)
 
 # %% [markdown]
 # ## 8 MNIST
@@ -766,7 +951,8 @@ print(certificate_table)
 
 # %%
 class SmallUNet(nn.Module):
-    """v_theta(x, t) for (M, 1, 28, 28) images: 28 -> 14 -> 7 -> 14 -> 28 with skips, t as an extra input channel."""
+    """v_theta(x, t) for (M, 1, 28, 28) images: 28 -> 14 -> 7 -> 14 -> 28 with skips, t as an extra
+    input channel."""
 
     def __init__(self, c: int) -> None:
         super().__init__()
@@ -777,7 +963,8 @@ class SmallUNet(nn.Module):
         self.up2 = nn.ConvTranspose2d(4 * c, 2 * c, 4, stride=2, padding=1)
         self.up1 = nn.ConvTranspose2d(4 * c, c, 4, stride=2, padding=1)
         self.out = nn.Conv2d(2 * c, 1, 3, padding=1)
-        self.to(memory_format=torch.channels_last)  # oneDNN's convolutions are several times faster in NHWC on a CPU
+        # oneDNN's convolutions are several times faster in NHWC on a CPU
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor, t: float | Tensor) -> Tensor:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -801,17 +988,30 @@ cfg_m = mnist_w1w2.config
 mnist_data = load_mnist(ROOT / "data", train=True, n=6000, seed=0)
 torch.manual_seed(seed)
 unet = SmallUNet(mnist_channels)
-mnist_seconds, mnist_losses = train_fm(unet, mnist_data, mnist_coupling, mnist_iters,
-                                       lambda n, g: sample_prior(cfg_m.prior, n, (1, 28, 28), g), mnist_batch, fm_lr)
+mnist_seconds, mnist_losses = train_fm(
+    unet,
+    mnist_data,
+    mnist_coupling,
+    mnist_iters,
+    lambda n, g: sample_prior(cfg_m.prior, n, (1, 28, 28), g),
+    mnist_batch,
+    fm_lr,
+)
 unet_weights = count_parameters(unet)
 unet.requires_grad_(False)
 mnist_label = {"ot": "OT-CFM", "independent": "I-CFM"}[mnist_coupling]
-print(f"{mnist_label} U-Net ({unet_weights:,} weights): {mnist_iters} iterations of batch {mnist_batch} in "
-      f"{mnist_seconds:.1f} s ({mnist_seconds / mnist_iters:.3f} s/iter); CFM loss first/last 50 iterations "
-      f"{np.mean(mnist_losses[:50]):.2f} / {np.mean(mnist_losses[-50:]):.2f}")
-print(f"W1⊕W2 checkpoint: {mnist_w1w2.iterations_done} iterations of batch {cfg_m.batch_size} in "
-      f"{mnist_w1w2.wall_time:.0f} s ({mnist_w1w2.wall_time / mnist_w1w2.iterations_done:.3f} s/iter), prior "
-      f"{cfg_m.prior}, T={cfg_m.T:g}, trained with h={cfg_m.h:g} (N={cfg_m.n_steps})")
+print(textwrap.fill(
+    f"{mnist_label} U-Net ({unet_weights:,} weights): {mnist_iters} iterations of batch "
+    f"{mnist_batch} in {mnist_seconds:.1f} s ({mnist_seconds / mnist_iters:.3f} s/iter); "
+    f"CFM loss first/last 50 iterations "
+    f"{np.mean(mnist_losses[:50]):.2f} / {np.mean(mnist_losses[-50:]):.2f}",
+    width=100, subsequent_indent="    "))
+w1w2_s_per_iter = mnist_w1w2.wall_time / mnist_w1w2.iterations_done
+print(textwrap.fill(
+    f"W1⊕W2 checkpoint: {mnist_w1w2.iterations_done} iterations of batch {cfg_m.batch_size} in "
+    f"{mnist_w1w2.wall_time:.0f} s ({w1w2_s_per_iter:.3f} s/iter), prior {cfg_m.prior}, "
+    f"T={cfg_m.T:g}, trained with h={cfg_m.h:g} (N={cfg_m.n_steps})",
+    width=100, subsequent_indent="    "))
 
 # %%
 clf = load_classifier()
@@ -819,43 +1019,66 @@ x0_m = sample_prior(cfg_m.prior, mnist_n, (1, 28, 28), torch.Generator().manual_
 mnist_samples, mnist_scores = {}, {}
 for n in steps:
     # the checkpoint through its own sampler (h = T / N) ...
-    mnist_samples["W1⊕W2 (checkpoint)", n] = mnist_w1w2.sample(mnist_n, seed=seed + 21, h=cfg_m.T / n)
+    mnist_samples["W1⊕W2 (checkpoint)", n] = mnist_w1w2.sample(
+        mnist_n, seed=seed + 21, h=cfg_m.T / n
+    )
     # ... and the flow-matching net through the library's Euler solver, from the same prior samples
     mnist_samples[mnist_label, n] = euler_path(lambda x, t: unet(x=x, t=t), x0_m, n)[-1]
-assert torch.equal(mnist_w1w2.prior(mnist_n, seed=seed + 21), x0_m), "the two methods start from different x0"
-# the checkpoint's sampler is the same Euler recurrence as the library's (check (c) on the MNIST potential)
-assert torch.allclose(euler_path(potential_velocity(mnist_w1w2.potential, cfg_m.T, cfg_m.lam), x0_m[:8], 5)[-1],
-                      mnist_samples["W1⊕W2 (checkpoint)", 5][:8], atol=1e-4)
+assert torch.equal(mnist_w1w2.prior(mnist_n, seed=seed + 21), x0_m), (
+    "the two methods start from different x0"
+)
+# the checkpoint's sampler is the same Euler recurrence as the library's (check (c) on the MNIST
+# potential)
+assert torch.allclose(
+    euler_path(potential_velocity(mnist_w1w2.potential, cfg_m.T, cfg_m.lam), x0_m[:8], 5)[-1],
+    mnist_samples["W1⊕W2 (checkpoint)", 5][:8],
+    atol=1e-4,
+)
 for key, x in mnist_samples.items():
     mnist_scores[key] = score_samples(x, clf)
 test_images = load_mnist(ROOT / "data", train=False, n=mnist_n, seed=seed)
-references = {"MNIST test images": test_images,
-              "uniform noise U[0,1]": torch.rand(mnist_n, 1, 28, 28, generator=torch.Generator().manual_seed(seed)),
-              "the prior U[0,0.5]": x0_m}
+references = {
+    "MNIST test images": test_images,
+    "uniform noise U[0,1]": torch.rand(
+        mnist_n, 1, 28, 28, generator=torch.Generator().manual_seed(seed)
+    ),
+    "the prior U[0,0.5]": x0_m,
+}
 ref_scores = {k: score_samples(x, clf) for k, x in references.items()}
 
-lines = ["| samples | N | confident (≥ 0.9) | mean confidence | Fréchet (classifier features) | missing digits | most frequent digit |",
-         "|---|---|---|---|---|---|---|"]
+lines = [
+    "| samples | N | confident (≥ 0.9) | mean confidence | Fréchet (classifier features) "
+    "| missing digits | most frequent digit |",
+    "|---|---|---|---|---|---|---|",
+]
 for (label, n), s in mnist_scores.items():
-    lines.append(f"| {label} | {n} | {s.confident:.2f} | {s.mean_confidence:.2f} | {s.frechet:.1f} | "
-                 f"{s.missing_classes or '–'} | {int(np.argmax(s.class_counts))} ({max(s.class_counts) / s.n:.0%}) |")
+    lines.append(
+        f"| {label} | {n} | {s.confident:.2f} | {s.mean_confidence:.2f} | {s.frechet:.1f} | "
+        f"{s.missing_classes or '–'} | {int(np.argmax(s.class_counts))} "
+        f"({max(s.class_counts) / s.n:.0%}) |"
+    )
 for label, s in ref_scores.items():
-    lines.append(f"| *reference:* {label} | | {s.confident:.2f} | {s.mean_confidence:.2f} | {s.frechet:.1f} | "
-                 f"{s.missing_classes or '–'} | {int(np.argmax(s.class_counts))} ({max(s.class_counts) / s.n:.0%}) |")
+    lines.append(
+        f"| *reference:* {label} | | {s.confident:.2f} | {s.mean_confidence:.2f} "
+        f"| {s.frechet:.1f} | {s.missing_classes or '–'} | {int(np.argmax(s.class_counts))} "
+        f"({max(s.class_counts) / s.n:.0%}) |"
+    )
 mnist_table = "\n".join(lines)
-display(Markdown(f"**MNIST, $n={mnist_n}$ samples per row** (smoke mode: {SMOKE})\n\n" + mnist_table))
-print(mnist_table)
+display(
+    Markdown(f"**MNIST, $n={mnist_n}$ samples per row** (smoke mode: {SMOKE})\n\n" + mnist_table)
+)
 
 # %%
 labels_m = ["W1⊕W2 (checkpoint)", mnist_label]
-fig, axs = plt.subplots(len(labels_m), len(steps), figsize=(3.3 * len(steps), 3.6 * len(labels_m)), squeeze=False,
-                        layout="constrained")
-for i, label in enumerate(labels_m):
-    for j, n in enumerate(steps):
+# one column per method, one row per step count N: 760 px wide, the titles legible on a laptop
+fig, axs = plt.subplots(len(steps), len(labels_m), figsize=(3.8 * len(labels_m), 4.3 * len(steps)),
+                        squeeze=False, layout="constrained")
+for j, label in enumerate(labels_m):
+    for i, n in enumerate(steps):
         s = mnist_scores[label, n]
-        plotting.image_grid(mnist_samples[label, n][:36], nrow=6, ax=axs[i, j],
-                            title=f"{label}, N={n}\nFréchet {s.frechet:.0f}, confident {s.confident:.2f}")
-        axs[i, j].title.set_fontsize(8)
+        title = f"{label}, N={n}\nFréchet {s.frechet:.0f}, confident {s.confident:.2f}"
+        plotting.image_grid(mnist_samples[label, n][:36], nrow=6, ax=axs[i, j], title=title)
+        axs[i, j].title.set_fontsize(10)
 plt.show()
 
 # %% [markdown]
@@ -871,16 +1094,21 @@ W1W2 = ("paper", "default")
 
 def best(name: str, column: str) -> str:
     """The method with the smallest finite value of ``column`` in the toy's table."""
-    vals = {k: rows[name][k][column] for k in methods[name] if not math.isnan(rows[name][k][column])}
+    vals = {
+        k: rows[name][k][column] for k in methods[name] if not math.isnan(rows[name][k][column])
+    }
     return min(vals, key=vals.get)
 
 
 def fewest_steps(name: str, key: str) -> float:
     """The smallest N of `steps` at which W2 <= quality_factor x floor (nan if none)."""
-    return next((float(n) for n in sorted(steps) if rows[name][key][f"w2_{n}"] <= quality_factor), math.nan)
+    return next(
+        (float(n) for n in sorted(steps) if rows[name][key][f"w2_{n}"] <= quality_factor), math.nan
+    )
 
 
-claims: list[tuple[str, str, str | None, str]] = []   # (question, toy, winning method key or None, column)
+# (question, toy, winning method key or None, column)
+claims: list[tuple[str, str, str | None, str]] = []
 blocks = []
 for name in toys:
     R, M = rows[name], methods[name]
@@ -889,63 +1117,111 @@ for name in toys:
     reached = {k: R[k]["time_to_quality"] for k in M if not math.isnan(R[k]["time_to_quality"])}
     if reached:
         first = best(name, "time_to_quality")
-        tied = [k for k, v in reached.items() if v == reached[first]]  # same curve point: a tie at its resolution
-        out.append(f"- *Reaches quality first* (W2 ≤ {quality_factor:g}× floor at N=5): "
-                   + " and ".join(f"**{lab[k]}**" for k in tied) + f", after {reached[first]:.1f} s of training"
-                   + (" (tied at the resolution of the curve)" if len(tied) > 1 else "")
-                   + "".join(f"; then {lab[k]} {v:.1f} s" for k, v in sorted(reached.items(), key=lambda kv: kv[1])
-                             if k not in tied)
-                   + "".join(f"; {lab[k]} not within its budget (best {min(M[k].curve['ratio']):.2f}×)"
-                             for k in M if k not in reached) + ".")
-        first = next((k for k in tied if k in W1W2), first)  # a tie with a W1 (+) W2 run counts as a lead of it
+        # same curve point: a tie at its resolution
+        tied = [k for k, v in reached.items() if v == reached[first]]
+        out.append(
+            f"- *Reaches quality first* (W2 ≤ {quality_factor:g}× floor at N=5): "
+            + " and ".join(f"**{lab[k]}**" for k in tied)
+            + f", after {reached[first]:.1f} s of training"
+            + (" (tied at the resolution of the curve)" if len(tied) > 1 else "")
+            + "".join(
+                f"; then {lab[k]} {v:.1f} s"
+                for k, v in sorted(reached.items(), key=lambda kv: kv[1])
+                if k not in tied
+            )
+            + "".join(
+                f"; {lab[k]} not within its budget (best {min(M[k].curve['ratio']):.2f}×)"
+                for k in M
+                if k not in reached
+            )
+            + "."
+        )
+        # a tie with a W1 (+) W2 run counts as a lead of it
+        first = next((k for k in tied if k in W1W2), first)
     else:
         first = None
-        out.append(f"- *Reaches quality first:* no method reached W2 ≤ {quality_factor:g}× floor at N=5 within its "
-                   "budget.")
+        out.append(
+            f"- *Reaches quality first:* no method reached W2 ≤ {quality_factor:g}× floor at N=5 "
+            "within its "
+            "budget."
+        )
     claims.append(("reaches quality first", name, first, "time_to_quality"))
     few = {k: fewest_steps(name, k) for k in M}
     ok = {k: v for k, v in few.items() if not math.isnan(v)}
     if ok:
         n_min = int(min(ok.values()))
         winner = min((k for k, v in ok.items() if v == n_min), key=lambda k: R[k][f"w2_{n_min}"])
-        out.append(f"- *Samples in fewest steps:* **{lab[winner]}**, {quality_factor:g}× floor with N = {n_min} "
-                   f"(W2/floor {R[winner][f'w2_{n_min}']:.2f}); "
-                   + "; ".join(f"{lab[k]}: N = {int(v)}" if not math.isnan(v) else f"{lab[k]}: not with N ≤ {max(steps)}"
-                               for k, v in few.items() if k != winner) + ".")
+        out.append(
+            f"- *Samples in fewest steps:* **{lab[winner]}**, {quality_factor:g}× floor with N = "
+            f"{n_min} "
+            f"(W2/floor {R[winner][f'w2_{n_min}']:.2f}); "
+            + "; ".join(
+                f"{lab[k]}: N = {int(v)}"
+                if not math.isnan(v)
+                else f"{lab[k]}: not with N ≤ {max(steps)}"
+                for k, v in few.items()
+                if k != winner
+            )
+            + "."
+        )
     else:
         winner = best(name, "w2_1")
-        out.append(f"- *Samples in fewest steps:* no method reaches {quality_factor:g}× floor at any N in {steps}; "
-                   f"the best one-step sampler is **{lab[winner]}** (W2/floor {R[winner]['w2_1']:.2f} at N = 1).")
+        out.append(
+            f"- *Samples in fewest steps:* no method reaches {quality_factor:g}× floor at any N in "
+            f"{steps}; "
+            f"the best one-step sampler is **{lab[winner]}** (W2/floor {R[winner]['w2_1']:.2f} at "
+            "N = 1)."
+        )
     claims.append(("samples in fewest steps", name, winner, "w2_1" if not ok else f"w2_{n_min}"))
-    for question, column, what in (("straightest paths", "ke_ratio_100", "KE/chord at N=100"),
-                                   ("least step change", "gap", f"relative change N=5 vs N={n_fine}"),
-                                   ("stays on the manifold at N=5", "off_5", "mean off-plane distance at N=5"),
-                                   (f"stays on the manifold at N={n_fine}", f"off_{n_fine}",
-                                    f"mean off-plane distance at N={n_fine}")):
+    for question, column, what in (
+        ("straightest paths", "ke_ratio_100", "KE/chord at N=100"),
+        ("least step change", "gap", f"relative change N=5 vs N={n_fine}"),
+        ("stays on the manifold at N=5", "off_5", "mean off-plane distance at N=5"),
+        (
+            f"stays on the manifold at N={n_fine}",
+            f"off_{n_fine}",
+            f"mean off-plane distance at N={n_fine}",
+        ),
+    ):
         k = best(name, column)
-        out.append(f"- *{question[0].upper() + question[1:]}* ({what}): **{lab[k]}** ({R[k][column]:.3f}; "
-                   + ", ".join(f"{lab[j]} {R[j][column]:.3f}" for j in M if j != k) + ").")
+        out.append(
+            f"- *{question[0].upper() + question[1:]}* ({what}): **{lab[k]}** ({R[k][column]:.3f}; "
+            + ", ".join(f"{lab[j]} {R[j][column]:.3f}" for j in M if j != k)
+            + ")."
+        )
         claims.append((question, name, k, column))
     ms_w = [R[k]["s_per_iter"] * 1e3 for k in W1W2]
     ms_f = [R[k]["s_per_iter"] * 1e3 for k in M if k not in W1W2]
-    out.append(f"- *Cost of one iteration:* W1⊕W2 {min(ms_w):.1f}–{max(ms_w):.1f} ms, flow matching "
-               f"{min(ms_f):.2f}–{max(ms_f):.2f} ms; a W1⊕W2 iteration is {min(ms_w) / max(ms_f):.0f}–"
-               f"{max(ms_w) / min(ms_f):.0f}× as expensive (5 discriminator steps and back-propagation through the "
-               "Euler steps, against one regression step).")
+    out.append(
+        f"- *Cost of one iteration:* W1⊕W2 {min(ms_w):.1f}–{max(ms_w):.1f} ms, flow matching "
+        f"{min(ms_f):.2f}–{max(ms_f):.2f} ms; a W1⊕W2 iteration is {min(ms_w) / max(ms_f):.0f}–"
+        f"{max(ms_w) / min(ms_f):.0f}× as expensive (5 discriminator steps and back-propagation "
+        "through the "
+        "Euler steps, against one regression step)."
+    )
     blocks.append("\n".join(out))
 
 # the MNIST comparison (different budgets: say by how much)
-mn = {n: (mnist_scores["W1⊕W2 (checkpoint)", n].frechet, mnist_scores[mnist_label, n].frechet) for n in steps}
+mn = {
+    n: (mnist_scores["W1⊕W2 (checkpoint)", n].frechet, mnist_scores[mnist_label, n].frechet)
+    for n in steps
+}
 mnist_lead = [n for n, (w, f) in mn.items() if w < f]
 budget_ratio = mnist_w1w2.wall_time / mnist_seconds
 blocks.append(
-    f"**MNIST** ({mnist_n} samples per row, Fréchet distance in the classifier's features, lower is better; test "
-    f"images score {ref_scores['MNIST test images'].frechet:.0f}): W1⊕W2 checkpoint vs {mnist_label} "
+    f"**MNIST** ({mnist_n} samples per row, Fréchet distance in the classifier's features, lower "
+    "is better; test "
+    f"images score {ref_scores['MNIST test images'].frechet:.0f}): W1⊕W2 checkpoint vs "
+    f"{mnist_label} "
     + ", ".join(f"N={n}: {w:.0f} vs {f:.0f}" for n, (w, f) in mn.items())
-    + f". The checkpoint trained {mnist_w1w2.wall_time / 60:.1f} min, the flow-matching net {mnist_seconds / 60:.1f} min "
-    f"here ({budget_ratio:.0f}× less), so this compares budgets as much as methods. The classifier calls "
-    f"{ref_scores['MNIST test images'].confident:.0%} of test images and {ref_scores['uniform noise U[0,1]'].confident:.0%} "
-    f"of uniform noise 'confident' (Fréchet {ref_scores['uniform noise U[0,1]'].frechet:.0f}).")
+    + f". The checkpoint trained {mnist_w1w2.wall_time / 60:.1f} min, the flow-matching net "
+      f"{mnist_seconds / 60:.1f} min "
+    f"here ({budget_ratio:.0f}× less), so this compares budgets as much as methods. The classifier "
+    "calls "
+    f"{ref_scores['MNIST test images'].confident:.0%} of test images and "
+    f"{ref_scores['uniform noise U[0,1]'].confident:.0%} "
+    f"of uniform noise 'confident' (Fréchet {ref_scores['uniform noise U[0,1]'].frechet:.0f})."
+)
 
 asym_w = max(certificates[n_, k]["asymmetry"] for n_ in toys for k in W1W2)
 asym_f = min(certificates[n_, k]["asymmetry"] for n_ in toys for k in methods[n_] if k not in W1W2)
@@ -953,22 +1229,35 @@ hj = [certificates[n_, k]["R_HJ"] / certificates[n_, k]["lam_KE"] for n_ in toys
 divs = [certificates[n_, k]["divergence"] for n_ in toys for k in W1W2]
 plane_fm = max(rows[n_][k]["off_5"] / float(metrics.off_manifold_distance(toys[n_]["x0"]).mean())
                for n_ in toys for k in methods[n_] if k not in W1W2)
-hj_verdict = ("small: the potentials nearly solve the HJ equation" if max(hj) < 0.1 else
-              "computable, but not small after this little training: the certificate itself says that the "
-              "potentials are still far from an HJ solution")
+hj_verdict = (
+    "small: the potentials nearly solve the HJ equation"
+    if max(hj) < 0.1
+    else "computable, but not small after this little training: the certificate itself says that "
+         "the "
+    "potentials are still far from an HJ solution"
+)
 blocks.append(
-    "**What W1 ⊕ W2 offers that flow matching does not.** Its velocity is a gradient: Jacobian asymmetry at most "
-    f"{asym_w:.1g} (round-off) against at least {asym_f:.2f} for the flow-matching fields, which have no potential "
+    "**What W1 ⊕ W2 offers that flow matching does not.** Its velocity is a gradient: Jacobian "
+    "asymmetry at most "
+    f"{asym_w:.1g} (round-off) against at least {asym_f:.2f} for the flow-matching fields, which "
+    "have no potential "
     "and so no HJ equation to test. For its potentials the centred HJ residual is "
-    f"{min(hj):.2f}–{max(hj):.2f} × λ·KE_h here — {hj_verdict}. Its discriminator gives a finite D^L_KL estimate "
-    f"({min(divs):.3g}–{max(divs):.3g} at the end of training) between the generated law and the data on the plane, "
-    "a divergence that compares singular measures. Flow matching needs no divergence to learn singular data (its "
+    f"{min(hj):.2f}–{max(hj):.2f} × λ·KE_h here — {hj_verdict}. Its discriminator gives a finite "
+    "D^L_KL estimate "
+    f"({min(divs):.3g}–{max(divs):.3g} at the end of training) between the generated law and the "
+    "data on the plane, "
+    "a divergence that compares singular measures. Flow matching needs no divergence to learn "
+    "singular data (its "
     "conditional paths end on the data points; its samples end within "
-    f"{plane_fm:.0%} of the prior's off-plane distance at N=5 here), so this is a diagnostic that flow matching lacks, "
-    "not a capability it lacks.")
+    f"{plane_fm:.0%} of the prior's off-plane distance at N=5 here), so this is a diagnostic that "
+    "flow matching lacks, "
+    "not a capability it lacks."
+)
 
 led = [(q, n_) for q, n_, k, _ in claims if k in W1W2]
-not_led = [(q, n_ if k is not None else f"{n_}: no method did") for q, n_, k, _ in claims if k not in W1W2]
+not_led = [
+    (q, n_ if k is not None else f"{n_}: no method did") for q, n_, k, _ in claims if k not in W1W2
+]
 
 
 def by_question(pairs: list[tuple[str, str]]) -> str:
@@ -978,17 +1267,27 @@ def by_question(pairs: list[tuple[str, str]]) -> str:
     return "; ".join(f"{q} ({', '.join(v)})" for q, v in grouped.items())
 
 
-blocks.append("**Where a W1 ⊕ W2 run led:** " + (by_question(led) if led else "on none of the toy questions")
-              + (f"; and on MNIST at N = {', '.join(map(str, mnist_lead))} (with the larger budget)" if mnist_lead else "")
-              + ".")
+blocks.append(
+    "**Where a W1 ⊕ W2 run led:** "
+    + (by_question(led) if led else "on none of the toy questions")
+    + (
+        f"; and on MNIST at N = {', '.join(map(str, mnist_lead))} (with the larger budget)"
+        if mnist_lead
+        else ""
+    )
+    + "."
+)
 blocks.append("**Where an advantage of W1 ⊕ W2 did not show up:** "
               + (by_question(not_led) if not_led else "nowhere on the toys")
               + (f"; MNIST at N = {', '.join(str(n) for n in steps if n not in mnist_lead)}"
                  if len(mnist_lead) < len(steps) else "") + ".")
 elapsed, cpu = time.perf_counter() - notebook_start, time.process_time() - notebook_cpu
-blocks.append(f"*Measured in this run ({os.cpu_count()} CPU cores visible, {n_threads} torch thread, a machine "
-              f"possibly shared with other jobs): the cells up to here took {elapsed:.0f} s of wall time and "
-              f"{cpu:.0f} s of CPU time of this kernel; smoke mode: {SMOKE}.*")
+blocks.append(
+    f"*Measured in this run ({os.cpu_count()} CPU cores visible, {n_threads} torch thread, a "
+    "machine "
+    f"possibly shared with other jobs): the cells up to here took {elapsed:.0f} s of wall time and "
+    f"{cpu:.0f} s of CPU time of this kernel; smoke mode: {SMOKE}.*"
+)
 display(Markdown("\n\n".join(blocks)))
 
 # every claimed winner is the best entry of its column
@@ -1005,7 +1304,8 @@ for question, name, k, column in claims:
 
 # %%
 def ke_at_least_chord(path: Tensor, n: int, wrong_step: bool = False) -> bool:
-    """KE_h >= KE_chord (Cauchy-Schwarz); ``wrong_step`` computes KE with the time step T instead of h (wrong)."""
+    """KE_h >= KE_chord (Cauchy-Schwarz); ``wrong_step`` computes KE with the time step T instead of
+    h (wrong)."""
     ke = diagnostics.path_kinetic_energy(path, 1.0 if wrong_step else 1.0 / n)
     return bool(ke >= diagnostics.chord_kinetic_energy(path, 1.0) * (1 - 1e-5))
 
@@ -1015,23 +1315,35 @@ for name in toys:
         for n in (5, 100):
             assert ke_at_least_chord(rows[name][key]["paths"][n], n), (name, key, n)
         # the check fails with the wrong time step (then KE is ~ chord / N)
-        assert not ke_at_least_chord(rows[name][key]["paths"][100], 100, wrong_step=True), (name, key)
-        assert all(math.isfinite(v) for k, v in rows[name][key].items() if k.startswith(("w2_", "ke_", "off_")))
+        assert not ke_at_least_chord(rows[name][key]["paths"][100], 100, wrong_step=True), (
+            name,
+            key,
+        )
+        assert all(
+            math.isfinite(v)
+            for k, v in rows[name][key].items()
+            if k.startswith(("w2_", "ke_", "off_"))
+        )
         c = certificates[name, key]
         if m.family == "w1w2":
             assert c["asymmetry"] < 1e-4, (name, key, c)  # the Hessian of U is symmetric
-print("KE >= chord energy on every path (and not with the wrong step); W1+W2 velocities are gradients: passed")
+print("KE >= chord energy on every path (and not with the wrong step);\n"
+      "W1+W2 velocities are gradients: passed")
 
 if not SMOKE:
     for name, toy in toys.items():
         for key, s in rows[name].items():
-            # every trained sampler moved the prior towards the data, and flow matching gets within 3x the floor
+            # every trained sampler moved the prior towards the data, and flow matching gets within
+            # 3x the floor
             assert s["w2_100"] < toy["prior_w2"] / toy["floor"], (name, key, s["w2_100"])
-        for key in ("icfm", "otcfm"):  # flow matching trains fast: well within 5x the floor (goal: 2x)
+        # flow matching trains fast: well within 5x the floor (goal: 2x)
+        for key in ("icfm", "otcfm"):
             assert rows[name][key]["w2_100"] < 5.0, (name, key, rows[name][key]["w2_100"])
         # OT-CFM's paths are straighter than I-CFM's (the point of the coupling)
         assert rows[name]["otcfm"]["ke_ratio_100"] < rows[name]["icfm"]["ke_ratio_100"], name
-    assert mnist_scores[mnist_label, 100].frechet < ref_scores["the prior U[0,0.5]"].frechet, "the MNIST flow-matching model learned nothing"
+    assert mnist_scores[mnist_label, 100].frechet < ref_scores["the prior U[0,0.5]"].frechet, (
+        "the MNIST flow-matching model learned nothing"
+    )
     print("lecture-run checks passed")
 
 # %% [markdown]
@@ -1049,12 +1361,12 @@ if not SMOKE:
 # 3. **The stiff end of the path.** Section 1 predicts that the off-plane part of the ideal field is $-x^\perp/(1-t)$.
 #    Evaluate the trained I-CFM field on the $N=100$ path, project it off the plane, and plot
 #    $\overline{|v^\perp+x^\perp/(1-t)|}$ against $t$. Where is the learning error largest, and how does that explain
-#    the off-plane columns at $N=5$ and $N=320$? Would sampling on $[0,1-\varepsilon]$ help?
+#    the off-plane rows at $N=5$ and $N=320$? Would sampling on $[0,1-\varepsilon]$ help?
 # 4. **A common divergence for every sampler.** The W1 proximal compares singular measures. Fit a fresh Lipschitz
 #    discriminator (`proxflow_edu.course.discriminator.fit_discriminator`, $L=1$) between each method's $N=5$ samples and held-out
 #    data, and rank the four methods by the final $D^L_{\rm KL}$ estimate. Does the ranking agree with $W_2$/floor?
 # 5. **Equal budgets.** Give W1 ⊕ W2 (`FlowConfig()`) the same wall time as OT-CFM used (choose `n_iters` from the
-#    s/iter column) and, conversely, train OT-CFM for as long as the W1 ⊕ W2 run took. Which conclusions of section 9
+#    s/iter row) and, conversely, train OT-CFM for as long as the W1 ⊕ W2 run took. Which conclusions of section 9
 #    change?
 #
 # Solutions: `notebooks/solutions/08_flow_matching_comparison_solutions.md`.
