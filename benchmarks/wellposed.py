@@ -36,7 +36,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -128,6 +128,9 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "paper+lr2x": dict(lr_potential=2e-3, lr_discriminator=1e-3),
     "vc0.3+K2": dict(velocity_change_weight=0.3, disc_steps=2),
     "vc0.3+ema": dict(velocity_change_weight=0.3, ema_decay=0.99),
+    # added after seed 0: the two closest candidates combined, and a stronger velocity change at the higher rates
+    "vc0.3+lr2x+K2": dict(velocity_change_weight=0.3, lr_potential=2e-3, lr_discriminator=1e-3, disc_steps=2),
+    "vc0.5+lr2x": dict(velocity_change_weight=0.5, lr_potential=2e-3, lr_discriminator=1e-3),
 }
 RULE = ("among the candidates whose W2/floor at N = 5 (mean over the seeds) is no worse than the paper's algorithm's "
         "on every (manifold, dimension) of CHOICE_MANIFOLDS x CHOICE_DIMS, the straightest: the smallest worst-cell "
@@ -159,8 +162,14 @@ def choose_default(records: list[dict[str, Any]], reference: str = "paper") -> d
     """Apply :data:`RULE` to the records of CHOICE_MANIFOLDS x CHOICE_DIMS; the chosen name and why."""
     rows = [r for r in records if r["dataset"] in CHOICE_MANIFOLDS]
     w2, ke = cell_means(rows, "w2_floor_N5"), cell_means(rows, "ke_chord_Ntrain")
-    names = sorted({r["config"] for r in rows})
     cells = sorted({(r["dataset"], r["dim"]) for r in rows})
+    seeds = {name: {(r["dataset"], r["dim"], r["seed"]) for r in rows if r["config"] == name} for name in
+             {r["config"] for r in rows}}
+    if {(d, k) for d, k, _ in seeds.get(reference, ())} != set(cells):
+        return {"rule": RULE, "reference": reference, "chosen": None, "options": None, "candidates": {},
+                "note": f"{reference} is not measured on every cell yet"}
+    # a candidate is compared only where it was measured on every seed and cell the reference was
+    names = sorted(n for n in seeds if seeds[n] >= seeds[reference])
     table = {}
     for name in names:
         worse = [f"{d} R^{k}" for d, k in cells if w2[(name, d, k)] > w2[(reference, d, k)]]
@@ -293,8 +302,11 @@ def main() -> None:
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.is_file() else {}
     if args.choose is not None:
-        previous["defaults"] = run_choice(args, previous.get("defaults", {}))
-        out.write_text(json.dumps(previous, indent=1) + "\n")
+        def save(defaults: dict[str, Any]) -> None:
+            previous["defaults"] = defaults
+            out.write_text(json.dumps(previous, indent=1) + "\n")
+
+        save(run_choice(args, previous.get("defaults", {}), save))
         print(f"wrote the 'defaults' part of {out}: chosen {previous['defaults']['choice']['chosen']}")
         return
     if args.mnist is not None:
@@ -329,8 +341,13 @@ def main() -> None:
     print(f"wrote {args.out} ({wall:.0f} s)")
 
 
-def run_choice(args: argparse.Namespace, previous: dict[str, Any]) -> dict[str, Any]:
-    """The sweep of :data:`CANDIDATES` (merged into the previous records of the same budget) and the rule's choice."""
+def run_choice(args: argparse.Namespace, previous: dict[str, Any],
+               save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """The sweep of :data:`CANDIDATES` (merged into the previous records of the same budget) and the rule's choice.
+
+    Runs already recorded are skipped, and ``save`` gets the merged part after every run, so a killed sweep
+    continues where it stopped when started again with the same arguments.
+    """
     names = args.choose or list(CANDIDATES)
     same_budget = previous.get("meta", {}).get("budget_s") == args.budget_s
     calibration = previous.get("calibration", {}) if same_budget else {}
@@ -339,30 +356,39 @@ def run_choice(args: argparse.Namespace, previous: dict[str, Any]) -> dict[str, 
             calibration[name] = round(seconds_per_iteration(CANDIDATES[name]), 5)
             print(f"{name:>12}: {calibration[name]:.4f} s/iteration", flush=True)
     iterations = {name: budget_iterations(t, args.budget_s) for name, t in calibration.items()}
-    jobs = [(name, CANDIDATES[name], d, s, args.n_iters or iterations[name], dim)
-            for d in args.manifolds for dim in CHOICE_DIMS for s in args.seeds for name in names]
     key = lambda r: (r["config"], r["dataset"], r["dim"], r["seed"])  # noqa: E731
     records = {key(r): r for r in (previous.get("records", []) if same_budget else [])}
-    start = time.perf_counter()
+    jobs = [(name, CANDIDATES[name], d, s, args.n_iters or iterations[name], dim)
+            for d in args.manifolds for dim in CHOICE_DIMS for s in args.seeds for name in names
+            if (name, d, dim, s) not in records]
+    earlier = previous.get("meta", {}) if same_budget else {}
+    commands = [*earlier.get("commands", [earlier["command"]] if "command" in earlier else []),
+                " ".join(["python", *sys.argv])]  # every invocation whose records were merged, in order
+    meta = {"commands": commands, "budget_s": args.budget_s, "device": "cpu",
+            "torch_threads_per_run": 1, "workers": args.workers, "cpu_count": os.cpu_count(),
+            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+            "choice_manifolds": list(CHOICE_MANIFOLDS), "validation_manifolds": list(VALIDATION_MANIFOLDS),
+            "dims": list(CHOICE_DIMS), "n_train": N_TRAIN, "n_eval": N_EVAL,
+            "note": "every run is FlowConfig(**OFF, **options, seed=seed, n_iters=iterations[config]); iterations = "
+                    "budget_s / calibration (s/iteration, measured once per candidate), rounded to 100"}
+    start, wall_before = time.perf_counter(), earlier.get("wall_time_s", 0)
+
+    def merged() -> dict[str, Any]:
+        rows = sorted(records.values(), key=key)
+        means = {m: cell_means(rows, m) for m in METRICS}
+        summary = {f"{c} | {d} R^{k}": {m: round(means[m][(c, d, k)], 5) for m in METRICS}
+                   for c, d, k in sorted(means[METRICS[0]])}
+        wall = round(time.perf_counter() - start + wall_before, 1)
+        return {"meta": {**meta, "wall_time_s": wall}, "calibration": calibration, "iterations": iterations,
+                "candidates": CANDIDATES, "choice": choose_default(rows), "summary": summary, "records": rows}
+
     with ProcessPoolExecutor(args.workers) if args.workers > 1 else _Serial() as pool:
         for rec in pool.map(run_one, jobs):
             records[key(rec)] = rec
             print(f"{rec['config']:>12} {rec['dataset']:>12} R^{rec['dim']:<2} seed {rec['seed']} "
                   f"({rec['n_iters']} it): " + " ".join(f"{m}={rec[m]:.3g}" for m in METRICS), flush=True)
-    rows = sorted(records.values(), key=key)
-    meta = {"command": " ".join(["python", *sys.argv]), "budget_s": args.budget_s, "device": "cpu",
-            "torch_threads_per_run": 1, "workers": args.workers, "cpu_count": os.cpu_count(),
-            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
-            "wall_time_s": round(time.perf_counter() - start + previous.get("meta", {}).get("wall_time_s", 0), 1),
-            "choice_manifolds": list(CHOICE_MANIFOLDS), "validation_manifolds": list(VALIDATION_MANIFOLDS),
-            "dims": list(CHOICE_DIMS), "n_train": N_TRAIN, "n_eval": N_EVAL,
-            "note": "every run is FlowConfig(**OFF, **options, seed=seed, n_iters=iterations[config]); iterations = "
-                    "budget_s / calibration (s/iteration, measured once per candidate), rounded to 100"}
-    means = {m: cell_means(rows, m) for m in METRICS}
-    summary = {f"{c} | {d} R^{k}": {m: round(means[m][(c, d, k)], 5) for m in METRICS}
-               for c, d, k in sorted(means[METRICS[0]])}
-    return {"meta": meta, "calibration": calibration, "iterations": iterations,
-            "candidates": CANDIDATES, "choice": choose_default(rows), "summary": summary, "records": rows}
+            save(merged())
+    return merged()
 
 
 class _Serial:

@@ -338,3 +338,48 @@ def test_benchmark_json_mnist_part_is_the_shipped_checkpoints() -> None:
     ratio = diagnostics.path_kinetic_energy(path.states, r.config.h) / diagnostics.chord_kinetic_energy(path.states,
                                                                                                        r.config.T)
     assert float(ratio) == pytest.approx(mnist["results"]["combination"]["ke_chord_h1"], abs=1e-4)
+
+
+def _benchmark_module():  # noqa: ANN202
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("wellposed_benchmark", BENCH.with_suffix(".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_the_default_rule_picks_the_straightest_candidate_that_fits_everywhere() -> None:
+    """RULE on made-up records: a candidate worse than the reference on one cell is out, however straight; one not
+    measured on the reference's seeds is not compared; among the rest the smallest worst-cell KE/chord wins."""
+    bench = _benchmark_module()
+    cells = [(d, k) for d in bench.CHOICE_MANIFOLDS for k in bench.CHOICE_DIMS]
+    # name -> (W2/floor N=5 on every cell, KE/chord, seeds)
+    made_up = {"paper": (2.0, 1.30, (0, 1)), "fits": (1.9, 1.05, (0, 1)), "straighter": (2.0, 1.02, (0, 1)),
+               "straightest_but_worse": (1.5, 1.001, (0, 1)), "one_seed": (1.0, 1.0, (0,))}
+    records = [{"config": name, "dataset": d, "dim": k, "seed": s, "w2_floor_N5": w2, "ke_chord_Ntrain": ke}
+               for name, (w2, ke, seeds) in made_up.items() for d, k in cells for s in seeds]
+    records.append({**records[0], "dataset": bench.VALIDATION_MANIFOLDS[0], "w2_floor_N5": 0.1})  # never read
+    worse = next(r for r in records if r["config"] == "straightest_but_worse")
+    worse["w2_floor_N5"] = 3.0  # one seed of one cell pulls its mean above the reference's
+    choice = bench.choose_default(records)
+    assert choice["chosen"] == "straighter" and choice["options"] is None  # a made-up name has no options
+    table = choice["candidates"]
+    assert set(table) == {"paper", "fits", "straighter", "straightest_but_worse"}  # "one_seed" is not compared
+    assert table["paper"]["qualifies"] and not table["straightest_but_worse"]["qualifies"]
+    assert table["straightest_but_worse"]["worse_than_reference_on"] == [f"{worse['dataset']} R^{worse['dim']}"]
+    assert bench.choose_default([r for r in records if r["config"] != "paper"])["chosen"] is None
+
+
+def test_the_defaults_part_is_the_rule_applied_to_its_records() -> None:
+    bench, defaults = _benchmark_module(), json.loads(BENCH.read_text())["defaults"]
+    records = defaults["records"]
+    assert defaults["choice"] == json.loads(json.dumps(bench.choose_default(records)))
+    assert defaults["candidates"] == {k: v for k, v in bench.CANDIDATES.items() if k in defaults["candidates"]}
+    for r in records:
+        assert r["n_iters"] == defaults["iterations"][r["config"]], (r["config"], r["dataset"], r["dim"])
+        assert r["options"] == bench.CANDIDATES[r["config"]] and r["diverged_at"] is None
+    for label, scores in defaults["summary"].items():
+        config, cell = label.split(" | ")
+        rows = [r for r in records if r["config"] == config and f"{r['dataset']} R^{r['dim']}" == cell]
+        assert rows and all(math.isclose(scores[m], statistics.fmean(r[m] for r in rows), abs_tol=1e-5)
+                            for m in bench.METRICS), label
