@@ -155,34 +155,27 @@ seed = 0
 toy_datasets = ["8gaussians", "pinwheel"]  # the paper's toys, each on a 2-D plane ...
 toy_dims = [12, 7]                         # ... of R^12 and R^7
 n_train = 1_000 if SMOKE else 20_000       # training samples of pi per toy
-# samples for W2 (and its noise floor), the curves and the path diagnostics
-n_eval = 128 if SMOKE else 500
-# seconds of training between two points of the quality curves (more
+n_eval = 128 if SMOKE else 500             # samples for W2 (and its floor), the curves, the paths
+# seconds of training between two points of the quality curves (more often in the first seconds:
+# every quarter of the time trained so far)
 eval_every_s = 0.5 if SMOKE else 1.0
-                                           # often in the first seconds: every quarter of the time
-                                           # trained so far)
-# iterations of each W1 (+) W2 run, per toy (paper: 25,000)
-w1w2_iters = [15, 15] if SMOKE else [600, 400]
+w1w2_iters = [15, 15] if SMOKE else [600, 400]    # iterations of each W1 (+) W2 run, per toy
 fm_iters = [100, 100] if SMOKE else [3000, 2500]  # iterations of each flow-matching run, per toy
-# Adam learning rate of the flow-matching nets (cosine decay to 5 %)
-fm_lr = 2e-3
-# flow-matching MLP v(x, t): (d+1) -> 64^3 -> d, SiLU (~10k weights,
+fm_lr = 2e-3                               # Adam rate of the flow-matching nets (cosine to 5 %)
+# flow-matching MLP v(x, t): (d+1) -> 64^3 -> d, SiLU (~10k weights, about the size of the
+# potential U: (d+1) -> 48^5 -> 1)
 fm_width = 64
-fm_depth = 3                               # about the size of the potential U: (d+1) -> 48^5 -> 1)
+fm_depth = 3
 batch_size = 200                           # M, for every method (the W1 (+) W2 default)
 steps = [1, 2, 5, 100]                     # Euler step counts N at which samples are scored
-# the fine sampler for the step change N = 5 vs N = n_fine
-n_fine = 40 if SMOKE else 320
+n_fine = 40 if SMOKE else 320              # the fine sampler of the step change N = 5 vs n_fine
 quality_factor = 2.0                       # "quality" = W2 <= 2 x noise floor at N = 5
-# iterations of the MNIST flow-matching CNN (batch mnist_batch)
-mnist_iters = 10 if SMOKE else 900
+mnist_iters = 10 if SMOKE else 900         # iterations of the MNIST flow-matching CNN
 mnist_batch = 64
-# "ot" (OT-CFM) or "independent" (I-CFM) for the MNIST model
-mnist_coupling = "ot"
+mnist_coupling = "ot"                      # "ot" (OT-CFM) or "independent" (I-CFM), MNIST
 mnist_n = 32 if SMOKE else 300             # images scored per method and step count
 mnist_channels = 16                        # width of the small U-Net velocity field
-# one intra-op thread: fastest for these small nets on a shared 2-core CPU (train() does the same)
-n_threads = 1
+n_threads = 1  # one intra-op thread: fastest for small nets on a shared 2-core CPU (as in train())
 DEFAULTS = parameter_defaults(globals())  # what papermill -p / -y may change, checked below
 
 # %%
