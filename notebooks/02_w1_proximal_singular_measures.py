@@ -21,7 +21,8 @@
 # 1. explain why $\mathrm{KL}(P\|Q)=+\infty$ when $P$ and $Q$ are mutually singular (e.g. data on a line in
 #    $\mathbb R^2$, generated points off it), and why that breaks a generative flow trained with plain KL;
 # 2. define the Lipschitz-regularised divergence $D_f^L$ (6), its dual (7), and prove the bound
-#    $D_f^L\le\min\{D_f,\ L\,W_1\}$ (8), which keeps it finite;
+#    $D_f^L\le\min\{D_f,\ L\,W_1\}$ (8), which keeps it finite, and state its first variation (9), the discriminator,
+#    which neither KL nor $W_1$ alone provides;
 # 3. compute the Donsker–Varadhan (DV) estimator (40) and the gradient penalty (41) with `proxflow_edu.objectives`,
 #    and check them on closed forms (Gaussians, linear discriminators);
 # 4. read a discriminator's values and gradient norms: unbounded without the Lipschitz constraint, bounded by $L$ with it,
@@ -59,11 +60,11 @@ seed = 0
 n_mc = 100_000  # Monte Carlo samples for the closed-form checks (kept in smoke mode: they are cheap)
 delta = 0.5  # distance of the generated line from the data line
 n_points = 4000  # samples on each line
-disc_steps = 40 if SMOKE else 600  # discriminator updates per demo (the paper: 5 per flow iteration, 25,000 iterations)
-batch_size = 200  # M, as in the paper
+disc_steps = 40 if SMOKE else 600  # discriminator updates per demo (the authors' repository: 5 per flow iteration, 25,000 iterations)
+batch_size = 200  # M, as in the authors' repository (method.md §8)
 L = 1.0  # Lipschitz bound
-gp_weights = (0.1, 1.0)  # gamma: the paper's toy value 0.1, and a stronger penalty
-lr = 1e-3  # Adam learning rate of the demo (the paper's toys: 2e-5, with many more steps)
+gp_weights = (0.1, 1.0)  # gamma: the authors' 2-D toy value 0.1 (method.md §8), and a stronger penalty
+lr = 1e-3  # Adam learning rate of the demo (the authors' toys: 2e-5, with many more steps)
 n_threads = 1  # tiny networks: one thread is fastest, and much faster on a shared, busy CPU
 live_widget = True  # also build the (delta, gamma) sliders of section 4 (the static figures are always drawn)
 DEFAULTS = parameter_defaults(globals())  # what papermill -p / -y may change, checked below
@@ -125,6 +126,33 @@ ax.set(xlabel="thickness ε of the data line (data units)", ylabel="divergence (
 ax.legend(fontsize=8)
 plt.show()
 print(f"at eps = {eps[0]:.0e}: KL = {kl_eps[0]:.4g}, D^L = {dl_eps[0]:.6f}, L*W1 = {L * delta:g}")
+
+# %% [markdown]
+# **The first variation (9): what $W_1$ alone does not have.** $D_f^L$ is finite between singular measures, and it is
+# also *differentiable* in $P$ for every $P$, singular or not. The paper's (9) states its variational derivative:
+# $$\frac{\delta D_f^L(P\|Q)}{\delta P}=\varphi^\ast,$$
+# the maximiser of (7), unique up to a constant on the supports and extended to all of $\mathbb R^d$ as an $L$-Lipschitz
+# function. Heuristically: change $P$ to $P+\epsilon\chi$; the objective of (7) is linear in $P$, so to first order the
+# sup changes by $\epsilon\int\varphi^\ast d\chi$ (the change of the maximiser does not count at first order). This is the
+# terminal condition $U(\cdot,T)=\varphi^\ast$ (21) of the flow (notebook 03). Neither parent divergence provides one:
+#
+# * KL's first variation $\log\frac{dP}{dQ}+1$ does not exist when $P\perp Q$ (it is $+\infty$ off the support of $Q$);
+# * $W_1(P_0,Q_0)=\sup_{\mathrm{Lip}\,\varphi\le1}\{\mathbb E_{P_0}\varphi-\mathbb E_{Q_0}\varphi\}$ has many maximisers that
+#   disagree off the supports: for the two lines, $\varphi=x_2$, $\varphi=\mathrm{clip}(x_2,0,\delta)$ and
+#   $\varphi=\delta-|x_2-\delta|$ all attain $\delta$, yet they give a particle just above $P_0$'s line the slopes $+1$, $0$
+#   and $-1$. No single function is "the" derivative of $W_1$ in $P$ (the paper: IPMs such as $W_1$ have no variational
+#   derivative), and a flow driven by $\nabla\varphi$ would depend on which maximiser the optimiser found.
+#
+# The KL part makes the maximiser unique; the W1 part makes it exist. On the Gaussians of §3 (method.md §9.2) (9) can be
+# checked on the closed form: translating $P$ by $d\Delta$ changes $D^L_{\rm KL}$ by $\int\nabla\varphi^\ast\cdot d\Delta\,dP$,
+# the slope $\min(L,\Delta/\sigma^2)$ of the optimal linear $\varphi^\ast$ times $d\Delta$.
+
+# %%
+for Delta_q in (0.5, 2.0):
+    for L_q in (0.25, 1.0, 5.0):
+        slope_fd = (lipschitz_kl_gauss(Delta_q + 1e-6, 1.0, L_q) - lipschitz_kl_gauss(Delta_q - 1e-6, 1.0, L_q)) / 2e-6
+        assert abs(slope_fd - min(L_q, Delta_q / 1.0**2)) < 1e-6, (Delta_q, L_q, slope_fd)  # (9): dD^L = slope of phi*
+print("(9) on the Gaussian closed form: d D^L / d Delta = slope of the optimal discriminator")
 
 # %% [markdown]
 # ## 3 · The DV estimator and the $\nu$-form: checks on Gaussians

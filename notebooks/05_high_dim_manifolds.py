@@ -18,7 +18,7 @@
 #
 # **Learning goals.** After this notebook you can
 #
-# 1. describe the toy targets of the paper (method.md §8): a 2-D distribution on a plane in $\mathbb R^d$, i.e. a
+# 1. describe the toy targets of the authors' repository (method.md §8): a 2-D distribution on a plane in $\mathbb R^d$, i.e. a
 #    measure that is **singular** with respect to Lebesgue measure, and say why that is the hard case for KL-based flows;
 # 2. look at samples in $\mathbb R^d$ through their **projection onto the data plane** and measure their **distance off
 #    it**, also along the flow time $t$;
@@ -53,7 +53,7 @@
 # every such flow, and the paper replaces it with the Lipschitz-regularised $D^L_{\rm KL}$ (7), which satisfies (8),
 # $D^L_{\rm KL}(\rho_T\|\pi)\le L\,W_1(\rho_T,\pi)<\infty$.
 #
-# The paper's settings for these toys (method.md §8): $T=1$, $h=0.2$, $\lambda=0.1$, $\gamma=0.01$, $L=1$ in 7-D and
+# The settings for these toys in the authors' repository (method.md §8): $T=1$, $h=0.2$, $\lambda=0.1$, $\gamma=0.01$, $L=1$ in 7-D and
 # 12-D, **25,000 iterations**, learning rates $10^{-4}$ ($U$) and $2\cdot10^{-5}$ ($\varphi$), data shifted/scaled
 # a little differently and placed in the first two coordinates (here: a random plane, which makes no difference to
 # an isotropic prior).
@@ -118,7 +118,7 @@ datasets = ["pinwheel", "8gaussians"] if SMOKE else ["pinwheel", "moons", "8gaus
 dims = [12] if SMOKE else [7, 12]
 n_iters = 20 if SMOKE else 300            # iterations of every W1+W2 run of section 3
 n_iters_sweep = 5 if SMOKE else n_iters  # iterations of the sweep (section 4) and of the W1-only controls (section 5)
-lr_schedule = "constant"                  # as in the paper (and notebook 04); the lecture default is "cosine"
+lr_schedule = "constant"                  # as in the authors' runs (and notebook 04); the lecture default is "cosine"
 n_train = 1_000 if SMOKE else 20_000      # training samples of pi
 n_eval = 128 if SMOKE else 1_000          # samples for W2 / noise floor / distances
 sweep_dataset = "8gaussians"              # the sweep runs in R^{sweep_dim}
@@ -140,7 +140,7 @@ base = FlowConfig.preset("lecture_toy_paper", seed=seed, log_every=10, lr_schedu
 print("settings used here:", {k: v for k, v in base.to_dict().items() if k in
       ("T", "h", "lam", "L", "gp_weight", "batch_size", "disc_steps", "lr_potential", "lr_discriminator",
        "lr_schedule")})
-print(f"{n_iters} iterations per run in section 3, {n_iters_sweep} in sections 4-5; the paper's toy runs used "
+print(f"{n_iters} iterations per run in section 3, {n_iters_sweep} in sections 4-5; the authors' toy runs used "
       f"{FlowConfig.preset('paper_toy_highdim').n_iters} (smoke mode: {SMOKE})")
 
 data, test, floor = {}, {}, {}
@@ -180,7 +180,7 @@ print(f"off-plane distance of the data: max {max(metrics.off_manifold_distance(t
 # ## 3 W1 ⊕ W2 on three manifolds in two dimensions
 #
 # Six runs of the full method (49) with the paper's algorithm at the lecture budget (preset `lecture_toy_paper`),
-# except for a constant learning rate (the paper's
+# except for a constant learning rate (the authors'
 # choice; the lecture default decays it). For each we record the samples $x_N$, the $W_2$
 # distance to held-out data against the noise floor, the distance off the plane, and the mean off-plane distance along
 # the path, $t_n\mapsto\overline{\mathrm{dist}(x_n,P)}$.
@@ -274,7 +274,7 @@ plt.show()
 # ## 4 A sweep over $\lambda$ and $L$
 #
 # On one data set in $\mathbb R^{12}$ we train (49) for every pair $(\lambda,L)$ of a $3\times3$ grid, all else equal
-# (including $\gamma$, the seed and the iterations; the paper's value is $\lambda=0.1$, $L=1$). The speed limit
+# (including $\gamma$, the seed and the iterations; the authors' repository uses $\lambda=0.1$, $L=1$, method.md §8). The speed limit
 # $TL/\lambda$ of §2 is printed in each cell; compare it with $W_2(\rho_0,\pi)$, the root-mean-square displacement
 # that any transport plan from the prior to the data needs, and with the three measured premises of §2 (table below).
 
@@ -398,7 +398,7 @@ def sweep_reading():
     paper_cell = (0.1, 1.0)
     if paper_cell in ev:
         rank = sorted(cells, key=lambda k: ev[k]["ratio"]).index(paper_cell) + 1
-        out.append(f"- The paper's cell ($\\lambda$=0.1, $L$=1) ranks {rank} of {len(cells)} in $W_2$/floor "
+        out.append(f"- The authors' cell ($\\lambda$=0.1, $L$=1) ranks {rank} of {len(cells)} in $W_2$/floor "
                    f"({ev[paper_cell]['ratio']:.2f}); the best is {fmt_cells([best])} ({ev[best]['ratio']:.2f}).")
     return "\n".join(out)
 
@@ -517,8 +517,8 @@ print("learning checks passed")
 # 3. **Straight or not?** For the pinwheel run in $\mathbb R^{12}$ compute the ratio
 #    $\mathrm{KE}_h/\mathrm{KE}_{\rm chord}$ (method.md §2) and compare the mean off-plane distance along the path with
 #    the straight-line prediction $(1-t/T)\,\mathrm{dist}(x_0,P)$. *Hint:* `diagnostics.chord_kinetic_energy`.
-# 4. **The paper's setting.** Train one data set in $\mathbb R^{12}$ with `FlowConfig.preset("paper_toy_highdim",
+# 4. **The authors' setting.** Train one data set in $\mathbb R^{12}$ with `FlowConfig.preset("paper_toy_highdim",
 #    n_iters=...)` for as many iterations as you can afford and compare with the lecture defaults at equal time.
-#    *Hint:* the paper's learning rates are 10–25× smaller; expect slower progress per iteration.
+#    *Hint:* the authors' learning rates are 10–25× smaller; expect slower progress per iteration.
 #
 # Solutions: `notebooks/solutions/05_high_dim_manifolds_solutions.md`.

@@ -562,8 +562,10 @@ for v in ("unregularized", "w2"):
 #   $-\nabla\varphi(x_N)$. The last print‑out shows both sides: $U$'s gradients are about 0.1 (the flows move
 #   about 8.6 in $T=5$ at $\lambda=0.05$), while $\varphi$'s slope at the samples sits where the gradient penalty
 #   holds it (about 1.1 here; about 6 for $\gamma=0.1$). So $R_T$ is about the slope of $\varphi$. The
-#   discriminator is probably close to optimal for the current $\rho_T$; what has not converged is the flow:
-#   $\rho_T$ is still far from $\pi$ (DV estimate about 2.9), and $\varphi^\ast$ becomes flat only as $\rho_T\to\pi$.
+#   discriminator is probably close to optimal for the current $\rho_T$; what has not converged is the flow. At the
+#   optimum of (19) the slope would not be 0 either: the optimal flow ends at a proximal point $\rho_T^\ast\neq\pi$,
+#   where $|\nabla\varphi^\ast(x_T)|=\lambda|x_T-x_0|/T$ (notebook 09, section 4, solves a case by hand); with
+#   $|x_T-x_0|\approx8.6$ that is about 0.09, the size of $U$'s gradients, not 1.1 (exercise 5).
 #   The authors' $R_T$ is about 6.5, close to our $\gamma=0.1$ run.
 # * **Discretisation invariance is partial.** Going from $h=1$ to $h=1/64$ changes our W1 ⊕ W2 samples by about
 #   as much as the authors' (the "h‑change" column), and W1 only much more. So the W2 proximal clearly helps, but
@@ -592,8 +594,10 @@ for v in ("unregularized", "w2"):
 #    $\lambda$ (the paper's 0.05), with the same seed; compare $\mathrm{KE}_h/\mathrm{KE}_{\rm chord}$ and the $h$‑change
 #    of the two (not with the shipped runs, which trained 36× longer). Then repeat both at $\lambda=0.5$. Why would
 #    comparing the $\mathrm{KE}_h$ of W1 ⊕ W2 at $\lambda=0.5$ with W1 ⊕ W2 at $\lambda=0.05$ prove nothing about the W2
-#    proximal? *Hint:* `FlowConfig.preset("cpu_mnist", variant=..., lam=..., n_iters=50)`; the same seed gives the
-#    same initial $U$, and $v=-\nabla U/\lambda$.
+#    proximal? *Hint:* `FlowConfig.preset("cpu_mnist_paper", variant=..., lam=..., n_iters=50)`, the paper's
+#    algorithm: the course's `cpu_mnist` adds the velocity-change and HJ penalties to W1 ⊕ W2 only, and the control
+#    would then credit the W2 proximal with what they do. The same seed gives the same initial $U$, and
+#    $v=-\nabla U/\lambda$.
 # 5. **Pen and paper: what the terminal condition predicts.** (a) Let $\pi$ be a mixture of 10 classes of equal mass
 #    with disjoint supports, and $\rho_T$ draw only $k$ of them, each exactly like $\pi$ restricted to that class and
 #    renormalised. Show that $\mathrm{KL}(\rho_T\|\pi)=\log(10/k)$ and hence $D^L_{\rm KL}(\rho_T\|\pi)\le\log(10/k)$
