@@ -101,11 +101,22 @@ slope = torch.gradient(envelope_grid, spacing=(xs,))[0]
 assert torch.allclose(slope[1:-1], ((xs - soft) / tau)[1:-1], atol=0.06)
 
 a = 3.0
+quadratic = a * ys**2 / 2
 for tau_q in (0.1, 0.5, 1.0):
-    explicit, implicit = 1 - tau_q * a, 1 / (1 + tau_q * a)
-    print(f"f = {a:g} y^2/2, tau = {tau_q}: explicit factor {explicit:+.2f}, implicit (prox) factor {implicit:.2f}")
-    assert 0 < implicit < 1
-assert abs(1 - 1.0 * a) > 1  # tau a = 3 > 2: the explicit step amplifies, the implicit one still contracts
+    explicit, implicit = 1 - tau_q * a, 1 / (1 + tau_q * a)  # the closed forms: one step maps x to factor * x
+    # the proximal point by brute force, as for |y| above: minimise f(y) + |y - x|^2 / (2 tau) over the grid
+    prox_q = ys[(quadratic[None, :] + (ys[None, :] - xs[:, None]) ** 2 / (2 * tau_q)).argmin(dim=1)]
+    print(f"f = {a:g} y^2/2, tau = {tau_q}: explicit factor {explicit:+.2f}, implicit (prox) factor {implicit:.2f}; "
+          f"max |grid prox - implicit * x| = {(prox_q - implicit * xs).abs().max():.1e}")
+    assert (prox_q - implicit * xs).abs().max() < 1e-4  # the grid spacing is 1e-4
+# tau a = 3 > 2: ten explicit steps (gradient by autograd) amplify, ten proximal steps (grid minimisation) contract
+x_exp, x_imp = torch.tensor(1.0, dtype=torch.float64, requires_grad=True), torch.tensor(1.0, dtype=torch.float64)
+for _ in range(10):
+    (grad_f,) = torch.autograd.grad(a * x_exp**2 / 2, x_exp)
+    x_exp = (x_exp - 1.0 * grad_f).detach().requires_grad_()
+    x_imp = ys[(quadratic + (ys - x_imp) ** 2 / 2).argmin()]
+print(f"tau = 1, ten steps from x = 1: explicit {x_exp.item():+.0f}, implicit {x_imp.item():.1e}")
+assert abs(x_exp.item()) > 100 and abs(x_imp.item()) < 1e-3
 
 # %% [markdown]
 # ## 2 · Problem (19) is a proximal step of a proximal
@@ -115,12 +126,16 @@ assert abs(1 - 1.0 * a) > 1  # tau a = 3 > 2: the explicit step amplifies, the i
 # the backward-Euler scheme of the Wasserstein gradient flow of $\mathcal F$. By Benamou–Brenier (method.md §2),
 # $$\inf_v\Big\{\lambda\int_0^T\!\!\int\tfrac12|v|^2\rho\,dx\,dt+D(\rho_T\|\pi)\Big\}
 # =\inf_{\rho}\Big\{D(\rho\|\pi)+\frac{\lambda}{2T}W_2^2(\rho_0,\rho)\Big\}:$$
-# problem (19) is **one JKO step of length $\tau=T/\lambda$** of the terminal cost, taken from the prior.
+# problem (19) is **one JKO step of length $\tau=T/\lambda$** of the terminal cost, taken from the prior. This is how the
+# paper builds the method: (10)–(11) define the combined W1 and W2 proximal of $D_f$ as the right side, (12) is its
+# computable form (the left side, with $D^L$ through its dual (7)), and (13) states the result,
+# $\rho_T=\operatorname{prox}^{W_2}_{(T/\lambda)D^L}(\rho_0)$.
 #
 # The terminal cost is itself a proximal. The Lipschitz-regularised divergence (6) is an infimal convolution, the
 # W1 analogue of the Moreau envelope: $D^L(\rho\|\pi)=\inf_\eta\{\mathrm{KL}(\eta\|\pi)+L\,W_1(\rho,\eta)\}$, and the
 # minimising $\eta$ ((14)–(16): $\tilde\rho\propto e^{\varphi^\ast}\pi$ for KL) is its proximal point. So the method
-# composes the two: a W2 proximal step of the W1 proximal of KL. The W1 part makes the cost finite and smooth between
+# composes the two, which is the paper's (15): $\tilde\rho=\operatorname{prox}^{W_1}\big(\operatorname{prox}^{W_2}
+# (\rho_0)\big)$, a W1 proximal point of the W2 proximal point, i.e. a W2 proximal step of the W1 proximal of KL. The W1 part makes the cost finite and smooth between
 # mutually singular measures (notebook 02); the W2 part makes the step well-posed (sections 5–6 below).
 #
 # **Hopf–Lax: each particle takes a proximal step.** With $\varphi^\ast$ fixed, the HJ equation of (20) with terminal
@@ -184,34 +199,56 @@ for s_test, L_test in ((1.5, 1.0), (-1.0, 1.0), (0.0, 0.5)):
 # %% [markdown]
 # ## 4 · A W1 ⊕ W2 problem solved by hand, and a trained flow against it
 #
-# Now the full problem (19) with $\rho_0=\mathcal N(0,\sigma^2)$ and $\pi=\mathcal N(m,\sigma^2)$, $m>0$. The optimal
-# flow is a translation by some $s$ (both terms prefer keeping the variance), so (19) becomes
+# Now the full problem (19) (the paper's (10)–(12) in dynamic form) with $\rho_0=\mathcal N(0,\sigma^2)$ and
+# $\pi=\mathcal N(m,\sigma^2)$, $m>0$. The optimal flow is a translation by some $s$ (both terms prefer keeping the
+# variance; exercise 2 proves it for every $\rho$), so (19) becomes
 # $\min_s\{\frac{\lambda s^2}{2T}+D^L(s)\}$. Setting the derivative to zero in each branch of the Huber function:
 # $$s^\ast=\min\Big(\frac{m}{1+\lambda\sigma^2/T},\ \frac{TL}{\lambda}\Big).$$
 # The first branch is the KL regime; the second is a **speed limit**: the particles move at speed $|v|=|\nabla\varphi^\ast|
 # /\lambda\le L/\lambda$ for the time $T$. Either way $s^\ast<m$: **the proximal biases the answer**, $\rho_T^\ast
-# =\mathcal N(s^\ast,\sigma^2)\neq\pi$, by an amount the student can compute. We check $s^\ast$ by minimising over a grid,
-# then train two 1-D flows with `train()` (one in each regime) and compare their mean displacement with $s^\ast$.
+# =\mathcal N(s^\ast,\sigma^2)\neq\pi$, by an amount the student can compute. This $\rho_T^\ast$ is the W2 proximal point
+# of (13).
+#
+# **The discriminator does not become flat.** The optimum ends at the proximal point $\rho_T^\ast\neq\pi$, so the
+# terminal condition (21) is the optimal discriminator between $\rho_T^\ast$ and $\pi$: the linear $\varphi^\ast=c^\ast x$ of
+# section 3 with $c^\ast=\mathrm{clip}((s^\ast-m)/\sigma^2,\pm L)$. In both branches $|c^\ast|=\lambda s^\ast/T$: with
+# constant velocity $-\nabla\varphi^\ast/\lambda$ for the time $T$, **$|\nabla\varphi^\ast|=\lambda|x_T-x_0|/T$**, not 0. A
+# flow that reached $\pi$ would have $\varphi^\ast$ flat and could not have moved. (Notebooks 01, 04 and 06 refer to
+# this section for the bias of the W2 proximal.)
+#
+# We check $s^\ast$ by minimising over a grid and $|c^\ast|=\lambda s^\ast/T$ by maximising the DV estimate at
+# $\rho_T^\ast$ as in section 3, then train two 1-D flows (one in each regime) and compare their mean displacement with
+# $s^\ast$. The flows use the paper's algorithm, the preset `lecture_toy_paper`: `FlowConfig()` would add the course's
+# velocity-change and HJ penalties (notebook 07), which are not part of (19).
 
 # %%
 lam_1d, T_1d = 0.5, 1.0
 regimes = {"KL regime (L = 5)": (5.0, 1.0), "speed limit (L = 0.5)": (0.5, 10.0)}  # L, gradient-penalty weight
 s_grid = torch.linspace(-1, 4, 50_001, dtype=torch.float64)
 data_1d = m_target + sigma * torch.randn(20_000, 1, generator=gen)
+cs_fine = torch.linspace(-1, 1, 401, dtype=torch.float64)
 rows_1d = {}
 for name, (L_1d, gamma_1d) in regimes.items():
     s_star = min(m_target / (1 + lam_1d * sigma**2 / T_1d), T_1d * L_1d / lam_1d)
     s_numeric = s_grid[(lam_1d * s_grid**2 / (2 * T_1d) + d_lipschitz_kl(s_grid, L_1d)).argmin()].item()
     assert abs(s_numeric - s_star) < 1e-3, (s_numeric, s_star)
-    cfg = FlowConfig(variant="w1w2", lam=lam_1d, T=T_1d, h=0.2, L=L_1d, gp_weight=gamma_1d, n_iters=n_iters_1d,
-                     seed=seed)
+    # the optimal discriminator between rho_T^* = N(s^*, sigma^2) and pi, by maximising the DV estimate over phi = c x
+    x_p, y_q = s_star + sigma * z_p, m_target + sigma * z_q
+    dv = torch.stack([lipschitz_kl_dual(c * L_1d * x_p, c * L_1d * y_q) for c in cs_fine])
+    c_opt = (cs_fine[dv.argmax()] * L_1d).item()
+    assert abs(abs(c_opt) - lam_1d * s_star / T_1d) < 0.05, (c_opt, lam_1d * s_star / T_1d)  # |grad phi*| = lam s*/T
+    cfg = FlowConfig.preset("lecture_toy_paper", variant="w1w2", lam=lam_1d, T=T_1d, h=0.2, L=L_1d,
+                            gp_weight=gamma_1d, n_iters=n_iters_1d, seed=seed)
     run = train(cfg, data_1d, progress=True)
     x0_1d = run.prior(4000, seed=seed + 1)
     moved = run.sample(4000, seed=seed + 1) - x0_1d
-    rows_1d[name] = dict(s_star=s_star, mean=moved.mean().item(), spread=moved.std().item(), time=run.wall_time)
-print(f"{'':24s} {'s* (closed form)':>16s} {'mean x_T - x_0':>15s} {'std':>6s} {'train s':>8s}   (target mean m = {m_target})")
+    rows_1d[name] = dict(s_star=s_star, c_opt=c_opt, mean=moved.mean().item(), spread=moved.std().item(),
+                         time=run.wall_time)
+print(f"{'':24s} {'s* (closed form)':>16s} {'c* (DV max)':>11s} {'lam s*/T':>9s} {'mean x_T - x_0':>15s} {'std':>6s} "
+      f"{'train s':>8s}   (target mean m = {m_target})")
 for name, r in rows_1d.items():
-    print(f"{name:24s} {r['s_star']:16.3f} {r['mean']:15.3f} {r['spread']:6.3f} {r['time']:8.1f}")
+    print(f"{name:24s} {r['s_star']:16.3f} {r['c_opt']:11.3f} {lam_1d * r['s_star'] / T_1d:9.3f} {r['mean']:15.3f} "
+          f"{r['spread']:6.3f} {r['time']:8.1f}")
 if not SMOKE:  # a trained flow finds the biased optimum, not the data
     for r in rows_1d.values():
         assert abs(r["mean"] - r["s_star"]) < 0.1 and r["s_star"] < m_target - 0.5 and r["spread"] < 0.1, r
@@ -241,16 +278,32 @@ if not SMOKE:  # a trained flow finds the biased optimum, not the data
 #
 # Both steps of the argument can be checked on closed forms. **Lemma 4.1** on the Gaussians of section 3: for
 # translates, $\int cx\,d(\rho_1-\rho_2)=c(s_1-s_2)$, so the lemma says $(c^\ast(s_1)-c^\ast(s_2))(s_1-s_2)\ge0$, i.e.
-# $c^\ast$ is non-decreasing. **The Lasry–Lions identity** on two Hopf–Lax solutions ($\varphi_i=\frac{a_i}2|x|^2$): we
+# $c^\ast$ is non-decreasing. We do not assume the closed form: as in section 3 we find $c^\ast(s)$ by maximising the DV
+# estimate (40) over $|c|\le L$ on samples (the same samples of $\pi$ for every $s$: one $\Lambda$, as in the proof),
+# evaluate the pairing $\int(\varphi_1^\ast-\varphi_2^\ast)\,d(\rho_1-\rho_2)$ on the samples, and compare $c^\ast$ with
+# $\mathrm{clip}((s-m)/\sigma^2,\pm L)$. **The Lasry–Lions identity** on two Hopf–Lax solutions ($\varphi_i=\frac{a_i}2|x|^2$): we
 # integrate both flows with the Euler loop and compare the change of $\int\bar U\bar\rho$ with the integrated dissipation.
 
 # %%
-s_pairs = torch.linspace(-3, 5, 81, dtype=torch.float64)
-for L_test in (0.5, 1.0, 5.0):
-    c_star = ((s_pairs - m_target) / sigma**2).clamp(-L_test, L_test)
-    pairing = (c_star[:, None] - c_star[None, :]) * (s_pairs[:, None] - s_pairs[None, :])
-    assert pairing.min() >= 0  # Lemma 4.1
-print("Lemma 4.1 holds on every pair of translates (L = 0.5, 1, 5)")
+s_pairs = torch.linspace(-1, 5, 13, dtype=torch.float64)
+cs_lemma = torch.linspace(-1, 1, 101, dtype=torch.float64)
+y_q = m_target + sigma * z_q  # one sample of pi for every s
+for L_test in (0.5, 1.0, 1.5):
+    c_star = []
+    for s_test in s_pairs.tolist():  # c*(s): maximise the DV estimate over phi = c x, |c| <= L (section 3)
+        x_p = s_test + sigma * z_p
+        dv = torch.stack([lipschitz_kl_dual(c * L_test * x_p, c * L_test * y_q) for c in cs_lemma])
+        c_star.append(L_test * cs_lemma[dv.argmax()])
+    c_star = torch.stack(c_star)
+    # the pairing int (phi_1 - phi_2) d(rho_1 - rho_2) on the samples, phi_i = c*(s_i) x
+    mean_p = s_pairs + sigma * z_p.mean()
+    pairing = (c_star[:, None] - c_star[None, :]) * (mean_p[:, None] - mean_p[None, :])
+    closed = ((s_pairs - m_target) / sigma**2).clamp(-L_test, L_test)
+    print(f"L = {L_test}: min pairing {pairing.min():.1e}, max |c*(DV) - clip((s - m) / sigma^2)| "
+          f"{(c_star - closed).abs().max():.3f}")
+    assert pairing.min() >= -1e-12  # Lemma 4.1
+    assert (c_star - closed).abs().max() < 0.1  # Monte-Carlo error (the tilted mean of e^{c y}) and the c grid
+print("Lemma 4.1 holds on every pair of translates (L = 0.5, 1, 1.5)")
 
 a1, a2, n_steps_ll = 0.8, -0.3, 400  # two terminal data (a2 > -lam/T: no crossing)
 x0_ll = torch.randn(n_mc, 1, generator=gen, dtype=torch.float64)
@@ -288,9 +341,12 @@ assert pairing_t[-1] < 0  # these two terminal data are not monotone in the sens
 #
 # Theorem 4.2 says the optimal flow of W1 ⊕ W2 is unique; without the kinetic energy ("w1", (48)) every flow that
 # reaches the optimal $\rho_T$ is optimal. We train both from several seeds, then a narrower network and a finer
-# step, on 8 Gaussians in $\mathbb R^2$, and push the **same** prior samples through every flow. Well-posedness should
-# show as maps $x_0\mapsto x_T$ that agree with W1 ⊕ W2 and disagree without it. The disagreement is the mean distance
-# between the end points of two flows, relative to the mean distance travelled, over all pairs of runs.
+# step, on 8 Gaussians in $\mathbb R^2$, with the paper's algorithm (preset `lecture_toy_paper`): `FlowConfig()` would
+# switch on the course's velocity-change and HJ penalties for W1 ⊕ W2 only, and the comparison would credit the W2
+# proximal with what they do. Both variants then differ by the kinetic energy $\lambda\,\mathrm{KE}_h$ alone. We push
+# the **same** prior samples through every flow. Well-posedness should show as maps $x_0\mapsto x_T$ that agree with
+# W1 ⊕ W2 and disagree without it. The disagreement is the mean distance between the end points of two flows, relative
+# to the mean distance travelled, over all pairs of runs.
 
 # %%
 data_2d = sample_toy("8gaussians", 20_000, dim=2, seed=seed)
@@ -302,7 +358,7 @@ maps, disagreement, straightness = {}, {}, {}
 for variant in ("w1w2", "w1"):
     maps[variant], straightness[variant] = [], []
     for kw in settings:
-        cfg = FlowConfig(variant=variant, lam=0.5, n_iters=n_iters_2d, **kw)
+        cfg = FlowConfig.preset("lecture_toy_paper", variant=variant, lam=0.5, n_iters=n_iters_2d, **kw)
         r = train(cfg, data_2d, progress=True)
         path = euler_flow(r.potential, x0_2d, cfg.T, cfg.h, cfg.lam, keep_path=True)
         maps[variant].append(path.final)
@@ -347,11 +403,54 @@ if not SMOKE:  # the kinetic energy selects straighter paths (1 = straight)
 #
 # ## 7 · Where the theory stops: characteristics that cross
 #
-# The characteristics (22)–(29) are straight lines $x(t)=x(T)+\frac{T-t}\lambda\nabla\varphi^\ast(x(T))$. For
-# $\varphi^\ast=\frac a2|x|^2$ this is $x(t)=x(T)\big(1+\frac{a(T-t)}\lambda\big)$. For $a<-\lambda/T$ the factor vanishes
-# at $t^\ast=T+\lambda/a\in(0,T)$: every characteristic passes through $0$ at $t^\ast$, and the Hopf–Lax potential
-# $U=\frac{a\lambda|x|^2}{2(\lambda+a(T-t))}$ blows up there. No classical solution exists on $[0,T]$ (Remark 4.1), and
-# Theorem 4.2 has nothing to say. A concave terminal cost is exactly what the W1 proximal does not forbid.
+# The characteristics (22)–(29) are straight lines $x(t)=y+\frac{T-t}\lambda\nabla\varphi^\ast(y)$, labelled by their end
+# point $y=x(T)$. They stay apart as long as $y\mapsto x(t)$ is one-to-one. The W1 proximal makes $\varphi^\ast$
+# $L$-Lipschitz, which bounds the speed, but it says nothing about curvature: a Lipschitz terminal cost may be
+# **concave**, and where it is, the characteristics run towards each other. Take the smoothed $-L|x|$,
+# $$\varphi^\ast(y)=-L\sqrt{y^2+\varepsilon^2},\qquad|\nabla\varphi^\ast|<L,$$
+# an admissible discriminator that pushes mass away from $0$ (e.g. from the gap between two modes). Then
+# $\partial x(t)/\partial y=1-\frac{(T-t)L}{\lambda}\frac{\varepsilon^2}{(y^2+\varepsilon^2)^{3/2}}$ first vanishes at $y=0$, at
+# $$t^\ast=T-\frac{\lambda\varepsilon}{L},$$
+# which lies in $(0,T)$ whenever $\lambda\varepsilon<TL$. Before $t^\ast$ several characteristics pass through the same
+# points: the Hopf–Lax formula picks one of them for each $x$, and at $x=0$ it has two, $y=\pm y^\ast$ with
+# $\sqrt{y^{\ast2}+\varepsilon^2}=TL/\lambda$. So $U(\cdot,0)$ has a kink at $0$ and the optimal flow tears the prior in two:
+# particles just left of $0$ go to $-y^\ast$, those just right to $+y^\ast$. No classical solution exists on $[0,T]$
+# (Remark 4.1), and Theorem 4.2 has nothing to say. We check $t^\ast$ on the characteristics and the jump on the
+# Hopf–Lax minimisers (a grid again). (The concave quadratic of exercise 4 is worse, $U$ blows up, but it is not
+# Lipschitz, so the W1 proximal excludes it; the point here is that it does not exclude concavity.)
+
+# %%
+lam_c, T_c, L_c, eps_c = 0.5, 1.0, 1.0, 0.2
+
+
+def phi_concave(y: torch.Tensor) -> torch.Tensor:
+    """A smoothed -L|y|: L-Lipschitz and concave."""
+    return -L_c * (y**2 + eps_c**2).sqrt()
+
+
+y_end = torch.linspace(-3, 3, 6001, dtype=torch.float64, requires_grad=True)  # end points x(T) of the characteristics
+(grad_phi,) = torch.autograd.grad(phi_concave(y_end).sum(), y_end)
+y_end = y_end.detach()
+t_line = torch.linspace(0, T_c, 1001, dtype=torch.float64)
+folded = [t for t in t_line.tolist() if (y_end + (T_c - t) / lam_c * grad_phi).diff().min() <= 0]  # crossed at t
+t_star_c = T_c - lam_c * eps_c / L_c
+print(f"characteristics cross for t <= {max(folded):.3f}; closed form t* = T - lam eps / L = {t_star_c:.3f}")
+assert abs(max(folded) - t_star_c) < 2e-3
+
+x0_c = torch.linspace(-0.5, 0.5, 100, dtype=torch.float64)  # no grid point at 0
+end_c = ys[(phi_concave(ys)[None, :] + lam_c * (x0_c[:, None] - ys[None, :]) ** 2 / (2 * T_c)).argmin(dim=1)]
+y_star_c = ((T_c * L_c / lam_c) ** 2 - eps_c**2) ** 0.5
+print(f"Hopf-Lax end points: up to {end_c[x0_c < 0].max():.3f} from x_0 < 0, from {end_c[x0_c > 0].min():.3f} for "
+      f"x_0 > 0; closed form of the jump: +-{y_star_c:.3f}")
+assert end_c[x0_c < 0].max() < -y_star_c + 1e-3 and end_c[x0_c > 0].min() > y_star_c - 1e-3
+
+fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+for y in torch.linspace(-2.5, 2.5, 41).tolist():
+    g = -L_c * y / (y**2 + eps_c**2) ** 0.5
+    ax.plot([0, T_c], [y + T_c / lam_c * g, y], c="C3" if abs(y) < y_star_c else "0.6", lw=0.7)
+ax.axvline(t_star_c, c="k", ls=":", lw=1)
+ax.set(xlabel="$t$", ylabel="$x(t)$", title=r"characteristics of $\varphi^\ast=-L\sqrt{y^2+\varepsilon^2}$ ($t^\ast$ dotted)")
+plt.show()
 
 # %%
 print(f"notebook run time: {time.perf_counter() - t_start:.0f} s (smoke mode: {SMOKE})")
@@ -365,9 +464,11 @@ print(f"notebook run time: {time.perf_counter() - t_start:.0f} s (smoke mode: {S
 #    $\mathcal N(\mu,\tau^2)$ both $W_2^2(\rho_0,\cdot)=\mu^2+(\tau-\sigma)^2$ and the KL term are minimised in $\tau$ at
 #    $\tau=\sigma$.
 # 3. Change `m_target` to 4 and `lam_1d` to 1: which regime is each $L$ in now? Predict $s^\ast$, then rerun section 4.
-# 4. **Crossing characteristics.** For $\lambda=0.5$, $T=1$ and $a=-0.8$, compute $t^\ast$ and evaluate `hopf_lax` with
-#    `a=-0.8` at $t$ just below and above $t^\ast$. Then integrate the flow from $t=0$ with `euler_flow`: what happens to
-#    the particles, and why is the "optimal" flow meaningless here?
+# 4. **A concave cost without a Lipschitz bound.** For $\varphi^\ast=\frac a2|x|^2$ the characteristics are
+#    $x(t)=x(T)\big(1+\frac{a(T-t)}\lambda\big)$. For $\lambda=0.5$, $T=1$ and $a=-0.8$, compute the time $t^\ast$ at which
+#    they all meet, and evaluate `hopf_lax` with `a=-0.8` at $t$ just below and above $t^\ast$. Then integrate the flow
+#    from $t=0$ with `euler_flow`: what happens to the particles, why is the "optimal" flow meaningless here, and why is
+#    this $\varphi^\ast$ not a terminal condition the W1 proximal can produce (compare section 7)?
 # 5. In section 6, add a run with `lam=2.0` to the W1 ⊕ W2 list. Does it agree with the others? Should it?
 #
 # Solutions: `notebooks/solutions/09_proximal_and_well_posed_solutions.md`.

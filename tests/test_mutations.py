@@ -14,7 +14,13 @@ Mutations and the check cells they must trip (smoke mode):
 * ``gradient_penalty`` two-sided, (|g|^2 - L^2)^2 or |.| instead of relu: 02's linear-phi penalty check;
 * ``potential_step`` without lambda KE_h in its loss (KE measured but detached, or replaced by 0): 05's check
   of section 5 (W1+W2 against W1 only at the same lambda); with 0, also 01's hand-made iteration check;
-* ``velocity_change`` without its 1/2, ``hj_penalty`` uncentred: 07's closed-form check of the three penalties.
+* ``velocity_change`` without its 1/2, ``hj_penalty`` uncentred: 07's closed-form check of the three penalties;
+* ``lipschitz_kl_dual`` with P and Q swapped (the same value for two translates, the discriminator of the other
+  direction): 09's check of Lemma 4.1 on numerically optimal discriminators (sections 3 and 4 still pass).
+
+A mutation may also replace a line of the notebook's own source (``replace``: the line, its mutant), for the math a
+notebook states itself: 09's proximal point of a y^2/2 written as the prox of a y^2 fails the brute-force minimisation
+of the proximal objective.
 """
 from __future__ import annotations
 
@@ -34,7 +40,8 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 @dataclass(frozen=True)
 class Mutation:
     name: str
-    patch: str  # the body of a function run in the kernel before the notebook's first cell
+    patch: str = ""  # the body of a function run in the kernel before the notebook's first cell
+    replace: tuple[str, str] | None = None  # or: a piece of the notebook's source (in exactly one cell) and its mutant
 
 
 KE_WITHOUT_HALF = Mutation("kinetic_energy without the 1/2", """
@@ -110,6 +117,18 @@ HJ_PENALTY_UNCENTRED = Mutation("hj_penalty without centring", """
 
     wellposed.hj_penalty = mutant
 """)
+DV_SWAPPED = Mutation("lipschitz_kl_dual with P and Q swapped", """
+    import proxflow_edu.objectives as objectives
+    original = objectives.lipschitz_kl_dual
+
+    def mutant(phi_generated, phi_target):  # E_Q phi - log E_P e^phi: the divergence of the other direction
+        return original(phi_target, phi_generated)
+
+    objectives.lipschitz_kl_dual = mutant  # the notebook's estimator; training (algorithm) keeps the original
+""")
+PROX_OF_A_Y2 = Mutation("prox of a y^2 / 2 written as the prox of a y^2",
+                        replace=("implicit = 1 - tau_q * a, 1 / (1 + tau_q * a)",
+                                 "implicit = 1 - tau_q * a, 1 / (1 + 2 * tau_q * a)"))
 
 # (mutation, notebook, a line of the check cell that must raise AssertionError)
 CASES = [
@@ -126,13 +145,21 @@ CASES = [
      'print("closed-form checks of the three penalties passed")'),
     (HJ_PENALTY_UNCENTRED, "07_straight_flows_in_practice",
      'print("closed-form checks of the three penalties passed")'),
+    (DV_SWAPPED, "09_proximal_and_well_posed", "assert pairing.min() >= -1e-12  # Lemma 4.1"),
+    (PROX_OF_A_Y2, "09_proximal_and_well_posed", "assert (prox_q - implicit * xs).abs().max() < 1e-4"),
 ]
 
 
 def _with_mutation(notebook: nbformat.NotebookNode, mutation: Mutation) -> nbformat.NotebookNode:
-    body = textwrap.indent(textwrap.dedent(mutation.patch).strip(), "    ")
-    source = f"# MUTATION: {mutation.name}\ndef _mutate():\n{body}\n\n\n_mutate()\ndel _mutate"
-    notebook.cells.insert(0, nbformat.v4.new_code_cell(source))
+    if mutation.replace is not None:
+        original, mutant = mutation.replace
+        hits = [c for c in notebook.cells if c.cell_type == "code" and original in c.source]
+        assert len(hits) == 1 and hits[0].source.count(original) == 1, f"{original!r} is not in exactly one place"
+        hits[0].source = hits[0].source.replace(original, mutant)
+    if mutation.patch:
+        body = textwrap.indent(textwrap.dedent(mutation.patch).strip(), "    ")
+        source = f"# MUTATION: {mutation.name}\ndef _mutate():\n{body}\n\n\n_mutate()\ndel _mutate"
+        notebook.cells.insert(0, nbformat.v4.new_code_cell(source))
     return notebook
 
 
