@@ -30,7 +30,7 @@ def save(result: TrainResult, run_dir: str | Path, extra: dict[str, Any] | None 
     run_dir = Path(run_dir)
     facts = {"config": result.config.to_dict(), "device": result.config.device, "diverged_at": result.diverged_at,
              "divergence_reason": result.divergence_reason, "iterations_done": result.iterations_done,
-             "wall_time": result.wall_time, "extra": extra or {}}
+             "wall_time": result.wall_time, "extra": json.loads(json.dumps(extra or {}))}  # plain types
     payload = {
         "format_version": FORMAT_VERSION, **facts,
         "event_shape": list(result.event_shape),

@@ -34,6 +34,14 @@ def test_round_trip(trained, tmp_path: Path) -> None:
     assert payload["extra"] == {"dataset": "moons"}
 
 
+def test_extra_facts_are_saved_as_plain_types(trained, tmp_path: Path) -> None:
+    # torch.__version__ is a TorchVersion (a str subclass) that weights_only=True refuses to unpickle
+    checkpoint.save(trained, tmp_path / "run", extra={"torch": torch.__version__, "sizes": (1, 2)})
+    payload = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    assert payload["extra"] == {"torch": str(torch.__version__), "sizes": [1, 2]}
+    assert type(payload["extra"]["torch"]) is str
+
+
 def test_corrupted_and_missing_checkpoints_give_clear_errors(trained, tmp_path: Path) -> None:
     model = checkpoint.save(trained, tmp_path / "run")
     data = model.read_bytes()

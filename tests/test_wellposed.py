@@ -383,3 +383,27 @@ def test_the_defaults_part_is_the_rule_applied_to_its_records() -> None:
         rows = [r for r in records if r["config"] == config and f"{r['dataset']} R^{r['dim']}" == cell]
         assert rows and all(math.isclose(scores[m], statistics.fmean(r[m] for r in rows), abs_tol=1e-5)
                             for m in bench.METRICS), label
+
+
+def test_the_mnist_recipe_rule_reads_every_seed() -> None:
+    """benchmarks/mnist_recipe.py's RULE on made-up records: one seed over the step-change or top-digit limit
+    disqualifies a candidate; the highest mean confident fraction among the rest wins; with none left, the
+    smallest step change."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("mnist_recipe", BENCH.with_name("mnist_recipe.py"))
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)  # type: ignore[union-attr]
+
+    def rec(name: str, seed: int, confident: float, change: float, top: float) -> dict:
+        return {"candidate": name, "seed": seed, "confident_h1": confident, "confident_h1_64": confident,
+                "step_change": change, "top_digit": top, "frechet_h1": 100.0, "diverged_at": None}
+
+    records = [rec("a", 0, 0.4, 0.10, 0.2), rec("a", 1, 0.5, 0.12, 0.2),
+               rec("b", 0, 0.9, 0.10, 0.2), rec("b", 1, 0.9, 0.16, 0.2),   # one seed changes too much
+               rec("c", 0, 0.8, 0.05, 0.2), rec("c", 1, 0.8, 0.05, 0.3),   # one seed collapses onto a digit
+               rec("d", 0, 0.3, 0.01, 0.1), rec("d", 1, 0.3, 0.02, 0.1)]
+    choice = recipe.choose_recipe(records)
+    assert choice["chosen"] == "a" and choice["any_qualified"]
+    assert [n for n, row in choice["candidates"].items() if row["qualifies"]] == ["a", "d"]
+    worse = recipe.choose_recipe([r for r in records if r["candidate"] in ("b", "c")])
+    assert worse["chosen"] == "c" and not worse["any_qualified"]
