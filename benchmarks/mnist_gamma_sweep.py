@@ -1,9 +1,9 @@
-"""The exploratory MNIST runs behind the choice gamma = 1 of the ``cpu_mnist`` preset (notebook 06, section 3b).
+"""The exploratory MNIST runs behind the choice gamma = 1 of the ``cpu_mnist`` preset (notebook 07, section 3b).
 
     python benchmarks/mnist_gamma_sweep.py --runs gamma0.1_lrU5e-4 gamma1   # one or more of RUNS
     python benchmarks/mnist_gamma_sweep.py --summary                       # print the stored results
 
-Each run trains W1+W2 on the 6000 MNIST images of notebook 06 with the paper's model, T, h, lambda, L and prior at
+Each run trains W1+W2 on the 6000 MNIST images of notebook 07 with the paper's model, T, h, lambda, L and prior at
 batch 64 (the first four at constant learning rates; the last two are the preset ``cpu_mnist`` with another
 seed, at gamma = 1 and at the paper's gamma = 0.1), and every ``eval_every`` iterations scores 500 samples
 (fixed prior seed 100,

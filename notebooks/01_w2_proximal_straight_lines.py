@@ -220,7 +220,7 @@ for n in ot_sizes:
 #
 # **The paper's algorithm.** Both runs use the preset `lecture_toy_paper`: the paper's Algorithms 1–2 and nothing
 # else. The course's defaults (`FlowConfig()`) add two penalties that vanish on the exact solution (velocity change
-# along the path, HJ residual); notebook 07 derives them and measures what they do.
+# along the path, HJ residual); notebook 08 derives them and measures what they do.
 #
 # **Budget versus the authors' runs.** The 2-D toy runs in the authors' repository (method.md §8) use $\lambda=0.5$,
 # constant learning rates $10^{-4}$ (potential) and $2\cdot10^{-5}$ (discriminator) and **25,000 iterations**
@@ -416,7 +416,7 @@ print("checks passed")
 #   $D(\rho\|\pi)+\frac{\lambda}{2T}W_2^2(\rho_0,\rho)$, which $\pi$ itself does not (so
 #   $W_2(\rho_0,\rho_T^\ast)\le W_2(\rho_0,\pi)$), and its kinetic energy is $W_2^2(\rho_0,\rho_T^\ast)/(2T)$, below the
 #   OT value; its discriminator keeps the slope $|\nabla\varphi^\ast|=\lambda|x_T-x_0|/T$ that drives the particles.
-#   Notebook 09, section 4, solves such a problem by hand. A short run is, in addition, not at the optimum (see the
+#   Notebook 04, section 4, solves such a problem by hand. A short run is, in addition, not at the optimum (see the
 #   last column against the noise floor), so expect $\mathrm{KE}_h$ near, not at, the OT value; the ratio to the
 #   flow's own chord energy is the straightness measure that does not depend on where $\rho_T$ ends.
 # * Straight paths also make the Euler scheme exact: a particle with constant velocity is integrated without error

@@ -109,7 +109,7 @@ _ = torch.manual_seed(seed)
 # **What the argument assumes.** It differentiates the HJ equation once more in $x$, so it needs $U\in C^2$ (the paper:
 # "we implicitly assume that $U$ is sufficiently differentiable", Remark 4.1), and it reads the end point through the
 # terminal condition $\nabla U(\cdot,T)=\nabla\varphi^\ast$. The toy potentials of these notebooks are tanh networks,
-# smooth in $x$, so the argument applies to them as an ideal to compare with. The MNIST potential of notebook 06 is a
+# smooth in $x$, so the argument applies to them as an ideal to compare with. The MNIST potential of notebook 07 is a
 # ReLU CNN: it is piecewise linear in $x$, so $\nabla_xU$ is piecewise constant and $D^2U=0$ almost everywhere, with
 # jumps of $\nabla_xU$ across the kinks. For such a $U$ the term $(v\cdot\nabla)v=D^2U\,\nabla U/\lambda^2$ vanishes
 # almost everywhere, the velocity along a path changes only through $t$ and at the kinks it crosses, and the HJ equation
@@ -292,7 +292,7 @@ potential_panels(
 #
 # **The paper's algorithm.** Both runs use the preset `lecture_toy_paper`, Algorithms 1–2 with none of the course's
 # extra penalties: the HJ residual measured below is then a test of the paper's method, not a quantity we trained
-# down (the defaults penalise it; notebook 07).
+# down (the defaults penalise it; notebook 08).
 #
 # **Budget versus the paper.** The paper's 2-D runs use $\lambda=0.5$, lr $10^{-4}/2\cdot10^{-5}$ (constant) and
 # **25,000 iterations**; we keep its $\lambda$ but use the lecture preset for the rest (larger, decaying learning rates)

@@ -182,13 +182,13 @@ PRESETS: dict[str, dict[str, Any]] = {
                         n_iters=5000, batch_size=200, disc_steps=5, lr_potential=5e-4, lr_discriminator=1e-4,
                         lr_schedule="constant", log_every=100, max_divergence=1e4),
 }
-# The paper's MNIST model, loss, T, h, lambda, L, prior and lr_U, sized for a 2-core CPU (notebook 06,
+# The paper's MNIST model, loss, T, h, lambda, L, prior and lr_U, sized for a 2-core CPU (notebook 07,
 # benchmarks/mnist.json): batch 64 instead of 200, 1800 instead of 5000 iterations, lr_phi 2.5e-4 instead of 1e-4,
 # cosine decay, and gamma = 1 instead of 0.1. With the paper's gamma = 0.1 the soft penalty (41) leaves phi with
 # slope |grad phi| ~ 6 = 6 L, so the divergence acts like the nearly mode-seeking KL and the short run collapses
-# onto a few digits (mostly 4-6); gamma = 1 keeps the slope near L and every digit appears (notebook 06, section 3b).
+# onto a few digits (mostly 4-6); gamma = 1 keeps the slope near L and every digit appears (notebook 07, section 3b).
 PRESETS["cpu_mnist_paper"] = dict(PRESETS["paper_mnist"], batch_size=64, lr_discriminator=2.5e-4, gp_weight=1.0,
                                   lr_schedule="cosine", n_iters=1800, log_every=10)
 # The course's recommended MNIST run (checkpoints/mnist_w1w2): cpu_mnist_paper with the velocity-change and HJ
-# penalties of FlowConfig(); what they change on MNIST is the "mnist" part of benchmarks/wellposed.json (notebook 07)
+# penalties of FlowConfig(); what they change on MNIST is the "mnist" part of benchmarks/wellposed.json (notebook 08)
 PRESETS["cpu_mnist"] = dict(PRESETS["cpu_mnist_paper"], velocity_change_weight=1.0, hj_weight=1.0)

@@ -1,5 +1,5 @@
-"""Every cross-reference to a notebook ("notebook 07", "notebooks 04 and 06", "notebook 05, §2", "08 §3",
-``07_straight_flows_in_practice``) names a notebook that exists, and a section that its headings have."""
+"""Every cross-reference to a notebook ("notebook 08", "notebooks 05 and 07", "notebook 06, §2", "08 §3",
+``08_straight_flows_in_practice``) names a notebook that exists, and a section that its headings have."""
 from __future__ import annotations
 
 import re
@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = {p.name[:2]: p for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))}
 NUM = r"\d\d"
 SECTION = r"(?:,?\s*(?:§\s?|section\s+)(?P<section>\d+[a-z]?))?"
-# "notebook 05", "notebooks 04 and 06", "Notebooks 01, 04 and 06", "notebooks 01–03", each optionally with a section
+# "notebook 06", "notebooks 05 and 07", "Notebooks 01, 05 and 07", "notebooks 01–03", each optionally with a section
 REFERENCE = re.compile(rf"\b[Nn]otebooks?\s+(?P<nums>{NUM}(?:\s*(?:,|and|or|–|-)\s*{NUM})*){SECTION}")
 # "07 §5", "07's §4" without the word notebook (a section sign is needed, so that numbers in prose don't count)
 BARE_SECTION = re.compile(r"(?<![\w.§])(?P<num>0\d)(?:'s|’s)?\s+§\s?(?P<section>\d+[a-z]?)")

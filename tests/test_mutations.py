@@ -12,14 +12,14 @@ Mutations and the check cells they must trip (smoke mode):
 * ``kinetic_energy`` without its 1/2: 01's closed-form Euler-step check, 03's Hopf-Lax "Euler is exact" check;
 * ``hj_residual_pointwise`` with the authors' sign (+|grad U|^2/(2 lambda)): 03's Hopf-Lax residual check;
 * ``gradient_penalty`` two-sided, (|g|^2 - L^2)^2 or |.| instead of relu: 02's linear-phi penalty check;
-* ``potential_step`` without lambda KE_h in its loss (KE measured but detached, or replaced by 0): 05's check
+* ``potential_step`` without lambda KE_h in its loss (KE measured but detached, or replaced by 0): 06's check
   of section 5 (W1+W2 against W1 only at the same lambda); with 0, also 01's hand-made iteration check;
-* ``velocity_change`` without its 1/2, ``hj_penalty`` uncentred: 07's closed-form check of the three penalties;
+* ``velocity_change`` without its 1/2, ``hj_penalty`` uncentred: 08's closed-form check of the three penalties;
 * ``lipschitz_kl_dual`` with P and Q swapped (the same value for two translates, the discriminator of the other
-  direction): 09's check of Lemma 4.1 on numerically optimal discriminators (sections 3 and 4 still pass).
+  direction): 04's check of Lemma 4.1 on numerically optimal discriminators (sections 3 and 4 still pass).
 
 A mutation may also replace a line of the notebook's own source (``replace``: the line, its mutant), for the math a
-notebook states itself: 09's proximal point of a y^2/2 written as the prox of a y^2 fails the brute-force minimisation
+notebook states itself: 04's proximal point of a y^2/2 written as the prox of a y^2 fails the brute-force minimisation
 of the proximal objective.
 """
 from __future__ import annotations
@@ -137,16 +137,16 @@ CASES = [
     (HJ_CODE_SIGN, "03_mfg_optimality", "r_true = diagnostics.hj_residual_pointwise(U_true, x_hl, t, lam_hl)"),
     (GP_SQUARED, "02_w1_proximal_singular_measures", "# 3. Gradient penalty of a linear phi"),
     (GP_ABS, "02_w1_proximal_singular_measures", "# 3. Gradient penalty of a linear phi"),
-    (KE_DETACHED_IN_LOSS, "05_high_dim_manifolds", "assert a[\"ke\"] < 0.8 * b[\"ke\"]"),
+    (KE_DETACHED_IN_LOSS, "06_high_dim_manifolds", "assert a[\"ke\"] < 0.8 * b[\"ke\"]"),
     (KE_ZERO_IN_LOSS, "01_w2_proximal_straight_lines",
      "u_step = potential_step(potential, discriminator, opt_u, x0, cfg)"),
-    (KE_ZERO_IN_LOSS, "05_high_dim_manifolds", "assert a[\"ke\"] < 0.8 * b[\"ke\"]"),
-    (VELOCITY_CHANGE_WITHOUT_HALF, "07_straight_flows_in_practice",
+    (KE_ZERO_IN_LOSS, "06_high_dim_manifolds", "assert a[\"ke\"] < 0.8 * b[\"ke\"]"),
+    (VELOCITY_CHANGE_WITHOUT_HALF, "08_straight_flows_in_practice",
      'print("closed-form checks of the three penalties passed")'),
-    (HJ_PENALTY_UNCENTRED, "07_straight_flows_in_practice",
+    (HJ_PENALTY_UNCENTRED, "08_straight_flows_in_practice",
      'print("closed-form checks of the three penalties passed")'),
-    (DV_SWAPPED, "09_proximal_and_well_posed", "assert pairing.min() >= -1e-12  # Lemma 4.1"),
-    (PROX_OF_A_Y2, "09_proximal_and_well_posed", "assert (prox_q - implicit * xs).abs().max() < 1e-4"),
+    (DV_SWAPPED, "04_proximal_and_well_posed", "assert pairing.min() >= -1e-12  # Lemma 4.1"),
+    (PROX_OF_A_Y2, "04_proximal_and_well_posed", "assert (prox_q - implicit * xs).abs().max() < 1e-4"),
 ]
 
 

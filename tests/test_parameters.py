@@ -49,7 +49,7 @@ def test_defaults_are_the_simple_public_values() -> None:
 
 def test_a_notebook_rejects_a_list_passed_with_p(tmp_path: Path) -> None:
     """papermill -p dims "[7]" fails at the check cell with a message naming dims, before any training."""
-    source = ROOT / "notebooks" / "04_ablation.py"
+    source = ROOT / "notebooks" / "05_ablation.py"
     nb = jupytext.read(source)
     nbformat.write(nb, tmp_path / "04.ipynb")
     with pytest.raises(papermill.PapermillExecutionError) as err:

@@ -14,12 +14,12 @@
 # ---
 
 # %% [markdown]
-# # 07 · Straight flows in practice
+# # 08 · Straight flows in practice
 #
 # Theorem 4.1 says the optimal W1 ⊕ W2 flow moves every particle on a straight line at constant speed (22)–(29).
 # Such a flow is integrated *exactly* by forward Euler at any step, so it gives the same samples with 1, 2, 5 or 320
 # steps, and the W1 proximal lets it land on data that live on a low-dimensional manifold. The flows trained in
-# notebooks 01–06 with the paper's algorithm show this only in part: their paths are bent (kinetic energy 1.3× the
+# notebooks 01–07 with the paper's algorithm show this only in part: their paths are bent (kinetic energy 1.3× the
 # chord energy on the toys), their samples change with the step, and they are on the data plane only at the training
 # grid. This notebook asks why, and what to do about it without changing the problem.
 #
@@ -425,7 +425,7 @@ plt.show()
 # ## 6 · The same comparison on MNIST, from the shipped checkpoints
 #
 # `checkpoints/mnist_w1w2_paper` is the paper's algorithm at the CPU budget (preset `cpu_mnist_paper`: the paper's
-# CNNs, $T=5$, $h=1$, $\lambda=0.05$, $L=1$, with batch 64 and 1,800 iterations instead of 200 and 5,000, notebook 06);
+# CNNs, $T=5$, $h=1$, $\lambda=0.05$, $L=1$, with batch 64 and 1,800 iterations instead of 200 and 5,000, notebook 07);
 # `checkpoints/mnist_w1w2` is the course's recommended run (preset `cpu_mnist`: the same with the penalties of
 # `FlowConfig()`). We push the same prior samples through both with the training step $h=1$ and with $h=1/64$, and
 # score the samples with the course's classifier (trained with outlier exposure, so that noise, blends and blur are
@@ -671,4 +671,4 @@ print(f"notebook time: {time.perf_counter() - t_start:.0f} s")
 #    the $N=320$ path at $t/T=0.2,0.5,0.8,0.95,0.99$ ($v^\perp$, $x^\perp$: the off-plane components). The straight
 #    flow to the plane has ratio 1 at every $t$. Where does the trained field fall short?
 #
-# Solutions: `notebooks/solutions/07_straight_flows_in_practice_solutions.md`.
+# Solutions: `notebooks/solutions/08_straight_flows_in_practice_solutions.md`.

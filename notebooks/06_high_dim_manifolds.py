@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 05 · Learning a 2-D manifold in ℝ⁷ and ℝ¹²
+# # 06 · Learning a 2-D manifold in ℝ⁷ and ℝ¹²
 #
 # **Learning goals.** After this notebook you can
 #
@@ -29,7 +29,7 @@
 # 4. separate what the W2 proximal does from what the scaling $v=-\nabla U/\lambda$ does, with a W1-only control at
 #    the same $\lambda$.
 #
-# **Prerequisites.** Notebooks 01–04 (problem (19), flow (39), training (40)–(42), the ablation (46)–(49)).
+# **Prerequisites.** Notebooks 01–05 (problem (19), flow (39), training (40)–(42), the ablation (46)–(49)).
 # **Estimated time.** 30 min reading; Run All trains 17 small models and takes about 220 s on a 2-core CPU
 # (measured once with papermill on a 2-core AMD EPYC virtual machine shared with other jobs, load average 4–6); `PROXFLOW_SMOKE=1`: about 22 s, numbers then meaningless.
 
@@ -80,7 +80,7 @@
 #    $\mathrm{KE}_h/\mathrm{KE}_{\rm chord}$ (1 iff constant velocity);
 # 2. **the terminal condition** (21), $\nabla U(\cdot,T)=\nabla\varphi^\ast$: measured by $R_T$ (44),
 #    `diagnostics.terminal_error`. $U(\cdot,T)$ is never in the loss (only $t_0,\dots,t_{N-1}$ are), so nothing trains it
-#    directly; on MNIST (notebook 06, §7) $|\nabla U(x_N,T)|\approx0.1$ against $|\nabla\varphi(x_N)|\approx1.1$;
+#    directly; on MNIST (notebook 07, §7) $|\nabla U(x_N,T)|\approx0.1$ against $|\nabla\varphi(x_N)|\approx1.1$;
 # 3. **the Lipschitz bound** $|\nabla\varphi|\le L$: imposed by the **soft** one-sided penalty (41),
 #    $\gamma\,\mathrm{mean}\,\max(0,|\nabla\varphi|^2-L^2)$ with weight $\gamma$ (`gp_weight`, printed below). While the
 #    samples are far from the data, a steeper $\varphi$ gains more in the DV term than it pays in the penalty, so the
@@ -118,7 +118,7 @@ datasets = ["pinwheel", "8gaussians"] if SMOKE else ["pinwheel", "moons", "8gaus
 dims = [12] if SMOKE else [7, 12]
 n_iters = 20 if SMOKE else 300            # iterations of every W1+W2 run of section 3
 n_iters_sweep = 5 if SMOKE else n_iters  # iterations of the sweep (section 4) and of the W1-only controls (section 5)
-lr_schedule = "constant"                  # as in the authors' runs (and notebook 04); the lecture default is "cosine"
+lr_schedule = "constant"                  # as in the authors' runs (and notebook 05); the lecture default is "cosine"
 n_train = 1_000 if SMOKE else 20_000      # training samples of pi
 n_eval = 128 if SMOKE else 1_000          # samples for W2 / noise floor / distances
 sweep_dataset = "8gaussians"              # the sweep runs in R^{sweep_dim}
@@ -135,7 +135,7 @@ check_parameters(globals(), DEFAULTS)  # a wrong type or range fails here, namin
 # %%
 torch.set_num_threads(n_threads)
 torch.manual_seed(seed)
-# the paper's algorithm at the lecture budget: the course's well-posedness penalties (the defaults, notebook 07) off
+# the paper's algorithm at the lecture budget: the course's well-posedness penalties (the defaults, notebook 08) off
 base = FlowConfig.preset("lecture_toy_paper", seed=seed, log_every=10, lr_schedule=lr_schedule)
 print("settings used here:", {k: v for k, v in base.to_dict().items() if k in
       ("T", "h", "lam", "L", "gp_weight", "batch_size", "disc_steps", "lr_potential", "lr_discriminator",
@@ -419,7 +419,7 @@ display(Markdown("**Reading the sweep (generated from the table).**\n\n" + sweep
 # %% [markdown]
 # ## 5 The W2 proximal at fixed $\lambda$: a W1-only control
 #
-# Notebook 04 does the full four-way ablation (46)–(49) in $\mathbb R^{12}$, including the blow-up without the W1
+# Notebook 05 does the full four-way ablation (46)–(49) in $\mathbb R^{12}$, including the blow-up without the W1
 # proximal; it is not repeated here. This section asks a narrower question that the sweep cannot answer: **how much
 # of the change of $\mathrm{KE}_h$ across the sweep is the W2 proximal, and how much is the factor $1/\lambda$ in
 # $v=-\nabla U/\lambda$?** For every $\lambda$ of the sweep (at $L$ = `base.L`) we train W1 only (48) with the same
@@ -521,4 +521,4 @@ print("learning checks passed")
 #    n_iters=...)` for as many iterations as you can afford and compare with the lecture defaults at equal time.
 #    *Hint:* the authors' learning rates are 10–25× smaller; expect slower progress per iteration.
 #
-# Solutions: `notebooks/solutions/05_high_dim_manifolds_solutions.md`.
+# Solutions: `notebooks/solutions/06_high_dim_manifolds_solutions.md`.

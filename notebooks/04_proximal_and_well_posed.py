@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 09 · What "proximal" and "well-posed" mean
+# # 04 · What "proximal" and "well-posed" mean
 #
 # The paper's title has two words the other notebooks use without defining: *proximal* and *well-posed*. This
 # notebook defines both and checks each claim on problems whose answer is known in closed form. Read it after
@@ -213,13 +213,13 @@ for s_test, L_test in ((1.5, 1.0), (-1.0, 1.0), (0.0, 0.5)):
 # terminal condition (21) is the optimal discriminator between $\rho_T^\ast$ and $\pi$: the linear $\varphi^\ast=c^\ast x$ of
 # section 3 with $c^\ast=\mathrm{clip}((s^\ast-m)/\sigma^2,\pm L)$. In both branches $|c^\ast|=\lambda s^\ast/T$: with
 # constant velocity $-\nabla\varphi^\ast/\lambda$ for the time $T$, **$|\nabla\varphi^\ast|=\lambda|x_T-x_0|/T$**, not 0. A
-# flow that reached $\pi$ would have $\varphi^\ast$ flat and could not have moved. (Notebooks 01, 04 and 06 refer to
+# flow that reached $\pi$ would have $\varphi^\ast$ flat and could not have moved. (Notebooks 01, 05 and 07 refer to
 # this section for the bias of the W2 proximal.)
 #
 # We check $s^\ast$ by minimising over a grid and $|c^\ast|=\lambda s^\ast/T$ by maximising the DV estimate at
 # $\rho_T^\ast$ as in section 3, then train two 1-D flows (one in each regime) and compare their mean displacement with
 # $s^\ast$. The flows use the paper's algorithm, the preset `lecture_toy_paper`: `FlowConfig()` would add the course's
-# velocity-change and HJ penalties (notebook 07), which are not part of (19).
+# velocity-change and HJ penalties (notebook 08), which are not part of (19).
 
 # %%
 lam_1d, T_1d = 0.5, 1.0
@@ -471,4 +471,4 @@ print(f"notebook run time: {time.perf_counter() - t_start:.0f} s (smoke mode: {S
 #    this $\varphi^\ast$ not a terminal condition the W1 proximal can produce (compare section 7)?
 # 5. In section 6, add a run with `lam=2.0` to the W1 ⊕ W2 list. Does it agree with the others? Should it?
 #
-# Solutions: `notebooks/solutions/09_proximal_and_well_posed_solutions.md`.
+# Solutions: `notebooks/solutions/04_proximal_and_well_posed_solutions.md`.

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 04 · Ablation: what each proximal does
+# # 05 · Ablation: what each proximal does
 #
 # **Learning goals.** After this notebook you can
 #
@@ -75,7 +75,7 @@
 #
 # **What the training loss actually sees.** Everything above is about the law $\pi$. Training only ever sees samples of it:
 # the empirical measure $\hat\pi=\frac1n\sum_j\delta_{y_j}$ of the $n$ = `n_train` training points here (20,000 in the
-# default run; 6,000 images for MNIST in notebook 06). $\hat\pi$ is a finite sum of Dirac masses, **singular in every
+# default run; 6,000 images for MNIST in notebook 07). $\hat\pi$ is a finite sum of Dirac masses, **singular in every
 # dimension**, $\mathbb R^2$ included, so $\mathrm{KL}(\rho_T\|\hat\pi)=\infty$ for any $\rho_T$ with a density, and an
 # unconstrained discriminator could in principle grow without bound even in 2-D, by memorising the training points
 # ($\varphi_c(x)=c\,\mathrm{dist}(x,\{y_j\})$ plays the role of the plane's distance). What keeps this from happening
@@ -115,7 +115,7 @@
 #
 # | quantity | definition | ideal |
 # |---|---|---|
-# | $W_2$ / floor | $W_2(\hat\rho_T^{\,n},\hat\pi^{\,n})$ divided by $W_2(\hat\pi^{\,n},\hat\pi'^{\,n})$ (two independent data sets of the same size $n$) | $\approx1$ for $\rho_T=\pi$; the optimum of (19) stops at a proximal point $\rho_T^\ast\neq\pi$ (notebook 09, §4), so somewhat above 1, more for larger $\lambda$ |
+# | $W_2$ / floor | $W_2(\hat\rho_T^{\,n},\hat\pi^{\,n})$ divided by $W_2(\hat\pi^{\,n},\hat\pi'^{\,n})$ (two independent data sets of the same size $n$) | $\approx1$ for $\rho_T=\pi$; the optimum of (19) stops at a proximal point $\rho_T^\ast\neq\pi$ (notebook 04, §4), so somewhat above 1, more for larger $\lambda$ |
 # | off-plane | mean of $\lvert x_N-BB^\top x_N\rvert$, $B$ the data plane's orthonormal basis | $0$ |
 # | $\mathrm{KE}_h$, $\mathrm{KE}_h/\mathrm{KE}_{\rm chord}$ | path energy, and its ratio to the chord energy | ratio $1$ |
 # | straightness | $\sum_i\text{length}_i/\sum_i\lvert x_N^i-x_0^i\rvert-1$ | $0$ |
@@ -450,7 +450,7 @@ display(Markdown("\n\n".join(f"**$\\mathbb R^{{{d}}}$**\n\n" + summary(d) for d 
 #   ordering (W1-only: about twice the logged KE, more change under step refinement; §7 above).
 # * **W1 ⊕ W2 is not yet the straight HJ solution** after a short run: short training, a soft Lipschitz penalty and 5
 #   Euler steps all keep $\mathrm{KE}_h/\mathrm{KE}_{\rm chord}$ above 1, the gap above 0 and the samples off the plane;
-#   notebook 05 looks at the off-plane distance more closely.
+#   notebook 06 looks at the off-plane distance more closely.
 
 # %%
 def reading():
@@ -511,7 +511,7 @@ display(Markdown(f"**What this run shows** (generated; smoke mode: {SMOKE})\n\n"
 # ## 8 Paper-faithful and well-posed in practice, side by side
 #
 # The course's defaults (`FlowConfig()`) add two terms to the potential loss (42) that vanish on the exact MFG
-# solution, so they do not move the optimum (notebook 07 derives them):
+# solution, so they do not move the optimum (notebook 08 derives them):
 #
 # * $\beta\,\frac1M\sum_i\sum_n\tfrac12|v^i_{n+1}-v^i_n|^2$, the velocity change along the Euler path ($\beta=1$):
 #   zero on straight constant-speed characteristics;
@@ -559,7 +559,7 @@ display(Markdown("\n".join(lines) + f"\n\nIn this run ({n_iters} iterations each
                  f"{bench_8g['combination']['w2_floor_N2']['mean']:.2f}, off-plane distance at N = 5 "
                  f"{bench_8g['baseline']['off_plane_N5']['mean']:.3f} against "
                  f"{bench_8g['combination']['off_plane_N5']['mean']:.3f}: the off-plane distance is what these terms "
-                 f"do not fix (notebook 07 says why)."))
+                 f"do not fix (notebook 08 says why)."))
 
 # %% [markdown]
 # ## 9 Checks
@@ -649,4 +649,4 @@ print("training-quality checks passed")
 #    $\mathbb R^2$ with `lam=0.5` and compare $\mathrm{KE}_h/\mathrm{KE}_{\rm chord}$ and the discretisation gap.
 #    *Hint:* reuse `evaluate`.
 #
-# Solutions: `notebooks/solutions/04_ablation_solutions.md`.
+# Solutions: `notebooks/solutions/05_ablation_solutions.md`.

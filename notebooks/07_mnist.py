@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 06 · MNIST: the W1 ⊕ W2 flow on images, and the ablation
+# # 07 · MNIST: the W1 ⊕ W2 flow on images, and the ablation
 #
 # **Learning goals.** After this notebook you can
 # 1. say what changes when the flow of the toy notebooks is applied to $28\times28$ images (networks, prior, cost);
@@ -417,7 +417,7 @@ assert abs(check.rms - float((gaps["w1w2"]["x_coarse"][:2] - gaps["w1w2"]["x_fin
 # ## 5b. Paper-faithful and well-posed in practice, side by side
 #
 # The course's recommended run, `checkpoints/mnist_w1w2` (preset `cpu_mnist`), is the W1 ⊕ W2 run above with the
-# well-posedness options of notebook 07 switched on: penalties that vanish on the exact MFG solution (straight
+# well-posedness options of notebook 08 switched on: penalties that vanish on the exact MFG solution (straight
 # characteristics at constant speed), so they do not change the problem, only push the trained flow towards its
 # solution. Same data, networks, budget and seed; the same prior samples as above, at $h=1$ and $h=1/64$.
 
@@ -458,7 +458,7 @@ display(Markdown(
     f"distance travelled between $h=1$ and $h=1/64$ (paper-faithful: {a_s['h-change']:.0%}); KE/chord at $h=1/64$ is "
     f"{b_s['KE/chord h=1/64']:.2f} ({a_s['KE/chord h=1/64']:.2f}), $R_{{HJ}}$ {b_s['R_HJ (43)']:.2f} "
     f"({a_s['R_HJ (43)']:.2f}), and {b_s['confident h=1']:.0%} of the samples at $h=1$ are confident digits "
-    f"({a_s['confident h=1']:.0%}). Notebook 07 derives the options and compares them on a toy."))
+    f"({a_s['confident h=1']:.0%}). Notebook 08 derives the options and compares them on a toy."))
 assert b_s["h-change"] < a_s["h-change"], (b_s["h-change"], a_s["h-change"])  # the options' purpose
 
 # %% [markdown]
@@ -564,7 +564,7 @@ for v in ("unregularized", "w2"):
 #   holds it (about 1.1 here; about 6 for $\gamma=0.1$). So $R_T$ is about the slope of $\varphi$. The
 #   discriminator is probably close to optimal for the current $\rho_T$; what has not converged is the flow. At the
 #   optimum of (19) the slope would not be 0 either: the optimal flow ends at a proximal point $\rho_T^\ast\neq\pi$,
-#   where $|\nabla\varphi^\ast(x_T)|=\lambda|x_T-x_0|/T$ (notebook 09, section 4, solves a case by hand); with
+#   where $|\nabla\varphi^\ast(x_T)|=\lambda|x_T-x_0|/T$ (notebook 04, section 4, solves a case by hand); with
 #   $|x_T-x_0|\approx8.6$ that is about 0.09, the size of $U$'s gradients, not 1.1 (exercise 5).
 #   The authors' $R_T$ is about 6.5, close to our $\gamma=0.1$ run.
 # * **Discretisation invariance is partial.** Going from $h=1$ to $h=1/64$ changes our W1 ⊕ W2 samples by about
@@ -572,7 +572,7 @@ for v in ("unregularized", "w2"):
 #   neither run is $h$‑invariant: that needs the HJ equation to hold (residual near 0), and our $R_{\rm HJ}$ is
 #   still far from 0 after a 15‑minute run. The change between $h=1/8$ and $h=1/64$ is much smaller (exercise 2):
 #   the Euler scheme converges as $h\to0$, and it is the single coarse step per unit time that the straight
-#   paths of an exact solution would make harmless. Section 5b and notebook 07 show how far the well-posedness
+#   paths of an exact solution would make harmless. Section 5b and notebook 08 show how far the well-posedness
 #   options of the course's recommended run get towards that.
 # * **The ablations fail, but the iteration is ours.** Without the W1 bound both runs blow up within the first
 #   ~30 iterations: their DV estimate passes the authors' last finite values (53 and 80, method.md §7.1) by
@@ -608,10 +608,10 @@ for v in ("unregularized", "w2"):
 #    samples of a converged flow, and what does that say about the discriminator of the shipped run? *Hint:* the
 #    diameter of $[0,1]^{784}$ is $\sqrt{784}$.
 #
-# Solutions: `notebooks/solutions/06_mnist_solutions.md`; exercise 2 also in the cell below (hidden in the book).
+# Solutions: `notebooks/solutions/07_mnist_solutions.md`; exercise 2 also in the cell below (hidden in the book).
 
 # %% tags=["hide-cell"]
-# Solution to exercise 2 (the others: notebooks/solutions/06_mnist_solutions.md).
+# Solution to exercise 2 (the others: notebooks/solutions/07_mnist_solutions.md).
 with torch.no_grad():
     x8 = euler_flow(runs["w1w2"].potential, x0, cfg.T, 1 / 8, cfg.lam).final
 rms8 = float((x8 - gaps["w1w2"]["x_fine"]).pow(2).mean().sqrt())

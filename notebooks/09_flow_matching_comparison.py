@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 08 · Beyond the paper: W1 ⊕ W2 against flow matching, side by side
+# # 09 · Beyond the paper: W1 ⊕ W2 against flow matching, side by side
 #
 # The paper trains its flow adversarially: a discriminator $\varphi$ estimates a Lipschitz-regularised KL between the
 # generated law and the data, and the potential $U$ minimises that estimate plus $\lambda$ times the kinetic energy.
@@ -51,7 +51,7 @@
 # with $\mathcal T$ the optimal transport map. For any path with end points $x_0,x_1$ (Cauchy–Schwarz)
 # $$\int_0^1\tfrac12|\dot x_t|^2dt\ \ge\ \tfrac12|x_1-x_0|^2 ,$$
 # with equality only for the straight constant-speed path: **kinetic energy $\ge$ chord energy**, the ratio
-# $\mathrm{KE}/\mathrm{KE}_{\rm chord}$ of notebooks 01–04. Straight constant-speed paths are also exactly what forward
+# $\mathrm{KE}/\mathrm{KE}_{\rm chord}$ of notebooks 01–03 and 05. Straight constant-speed paths are also exactly what forward
 # Euler integrates without error, so *straight* means *few sampling steps*.
 #
 # ### The W2 proximal (the paper, (19))
@@ -105,7 +105,7 @@
 # | a-posteriori certificate | HJ residual (43), terminal error (44) | none (the loss has an unknown floor) | none |
 #
 # ### The data plane, seen by flow matching
-# Our targets live on a plane $P=\mathrm{range}(B)$ in $\mathbb R^d$ (notebook 05). Write $x^\perp=x-BB^\top x$. Since
+# Our targets live on a plane $P=\mathrm{range}(B)$ in $\mathbb R^d$ (notebook 06). Write $x^\perp=x-BB^\top x$. Since
 # $x_1^\perp=0$, the interpolant has $x_t^\perp=(1-t)\,x_0^\perp$, so $x_0^\perp=x_t^\perp/(1-t)$ is known from $x_t$ and
 # $$u_t(x)^\perp=-\frac{x^\perp}{1-t}.$$
 # The exact flow has $x^\perp(t)=(1-t)\,x^\perp(0)$, and forward Euler reproduces it **for every $N$**:
@@ -116,7 +116,7 @@
 # one with few. Keep that in mind when you read the off-plane rows at $N=5$ and $N=320$.
 #
 # For W1 ⊕ W2 the pull towards the plane comes from the terminal condition: $v(\cdot,T)=-\nabla\varphi^\ast/\lambda$ with
-# $|\nabla\varphi^\ast|\le L$, and the proximal trade-off leaves some mass off the plane (notebook 05).
+# $|\nabla\varphi^\ast|\le L$, and the proximal trade-off leaves some mass off the plane (notebook 06).
 
 # %%
 import math
@@ -927,7 +927,7 @@ display(Markdown(certificate_table))
 # ## 8 MNIST
 #
 # The course's recommended W1 ⊕ W2 checkpoint `checkpoints/mnist_w1w2` (preset `cpu_mnist`: the paper's CNNs and the
-# well-posedness options of notebook 07, prior
+# well-posedness options of notebook 08, prior
 # $U[0,0.5]^{784}$, $T=5$, trained $h=1$, i.e. $N=5$) next to a small flow-matching model trained here. To keep the
 # comparison about the method, the flow-matching model uses the **same prior** $U[0,0.5]^{784}$, the same 6,000
 # training images, and the same Euler sampler at the same step counts ($h=T/N$ for the checkpoint, $1/N$ for flow
@@ -1362,4 +1362,4 @@ if not SMOKE:
 #    s/iter row) and, conversely, train OT-CFM for as long as the W1 ⊕ W2 run took. Which conclusions of section 9
 #    change?
 #
-# Solutions: `notebooks/solutions/08_flow_matching_comparison_solutions.md`.
+# Solutions: `notebooks/solutions/09_flow_matching_comparison_solutions.md`.
