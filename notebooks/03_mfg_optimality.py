@@ -55,8 +55,8 @@ from proxflow_edu.course.parameters import check_parameters, parameter_defaults
 SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"
 seed = 0
 dataset = "moons"  # any of proxflow_edu.data.TOY_DATASETS
-n_iters = 20 if SMOKE else 1000  # potential updates (paper toy runs: 25,000)
-lam = 0.5  # lambda: the paper's 2-D value (method.md §8)
+n_iters = 20 if SMOKE else 1000  # potential updates (authors' toy runs: 25,000)
+lam = 0.5  # lambda: the 2-D value of the authors' repository (method.md §8)
 n_eval = 200 if SMOKE else 1000  # particles for the diagnostics
 n_slider = 20 if SMOKE else 40  # time steps of the fine path shown by the slider
 live_widget = True  # also build the ipywidgets slider (the static figure is always drawn)
@@ -72,6 +72,11 @@ _ = torch.manual_seed(seed)
 
 # %% [markdown]
 # ## 1 · The optimality system
+#
+# The paper's **Theorem 4.1** (MFG for proximal generative flow) has three parts, and this notebook takes them
+# in turn: (1) the W2 proximal gives a well-posed HJ equation, the backward half of the system (20) below (§1);
+# (2) the W1 proximal gives its terminal condition (21), $U(\cdot,T)=\varphi^\ast$ through the variational
+# derivative (9) (§1); (3) the optimal trajectories are straight lines (22) (§2, checked exactly in §3).
 #
 # Problem (19) is a mean-field game with running cost $\mathcal L(v)=\frac\lambda2|v|^2$ and terminal cost
 # $\mathcal G(\rho_T)=D_f^L(\rho_T\|\pi)$:
@@ -294,8 +299,8 @@ potential_panels(
 # extra penalties: the HJ residual measured below is then a test of the paper's method, not a quantity we trained
 # down (the defaults penalise it; notebook 08).
 #
-# **Budget versus the paper.** The paper's 2-D runs use $\lambda=0.5$, lr $10^{-4}/2\cdot10^{-5}$ (constant) and
-# **25,000 iterations**; we keep its $\lambda$ but use the lecture preset for the rest (larger, decaying learning rates)
+# **Budget versus the authors' runs.** The 2-D runs of the authors' repository (method.md §8) use $\lambda=0.5$,
+# lr $10^{-4}/2\cdot10^{-5}$ (constant) and **25,000 iterations**; we keep its $\lambda$ but use the lecture preset for the rest (larger, decaying learning rates)
 # and the number of iterations set above (both printed below), a few percent of the paper's budget on a 2-core CPU.
 # Expect flows that are good but not converged.
 

@@ -481,7 +481,7 @@ def curve_point(
 # %% [markdown]
 # ## 4 Training
 #
-# **W1 ⊕ W2** runs through the course's `train()`, twice per toy: with the paper's toy setting
+# **W1 ⊕ W2** runs through the course's `train()`, twice per toy: with the toy setting of the authors' repository (method.md §8)
 # (`FlowConfig.preset("paper_toy_highdim")`: $\lambda=0.1$, $\gamma=0.01$, constant learning rates $10^{-4}/2\cdot10^{-5}$,
 # but `w1w2_iters` iterations instead of 25,000), and with the course's defaults `FlowConfig()` (larger, cosine-decayed
 # learning rates; also `w1w2_iters` iterations instead of its 1,500). A `callback` of `train()` measures the quality
@@ -493,7 +493,7 @@ def curve_point(
 #
 # **Budgets.** The default iteration counts give W1 ⊕ W2 (`FlowConfig()`) and OT-CFM training times of the same order
 # on a 2-core CPU (the table prints the measured ones); I-CFM runs as many iterations as OT-CFM, each much cheaper.
-# All budgets are tiny next to the paper's 25,000 W1 ⊕ W2 iterations, so read the numbers as "what each method gets
+# All budgets are tiny next to the 25,000 W1 ⊕ W2 iterations of the authors' repository, so read the numbers as "what each method gets
 # out of a few CPU seconds to a minute", not as converged results.
 
 # %%
