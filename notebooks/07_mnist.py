@@ -41,7 +41,7 @@ import torch
 from IPython.display import Markdown, display
 
 from proxflow_edu import checkpoint
-from proxflow_edu.config import OFF, FlowConfig
+from proxflow_edu.config import FlowConfig
 from proxflow_edu.data import sample_prior
 from proxflow_edu.diagnostics import (chord_kinetic_energy, discretization_gap, discriminator_slope, hj_residual,
                                       path_kinetic_energy, terminal_error)
@@ -153,7 +153,7 @@ assert all(torch.isfinite(torch.tensor(demo.history[k])).all() for k in ("diverg
 #
 # with the paper's networks, $T=5$, $h=1$, $\lambda=0.05$, $L=1$, 5 discriminator steps per potential step,
 # Adam(0.5, 0.9), uniform prior and 6000 target images, and the paper's algorithm (none of the course's
-# well-posedness options; section 5b adds them). **What differs is the CPU budget** (preset `cpu_mnist_paper`):
+# well-posedness options; notebook 08, §6 adds them). **What differs is the CPU budget** (preset `cpu_mnist_paper`):
 #
 # | | paper / authors' repository (method.md §7.1) | shipped runs (`cpu_mnist_paper`) |
 # |---|---|---|
@@ -165,8 +165,8 @@ assert all(torch.isfinite(torch.tensor(demo.history[k])).all() for k in ("diverg
 # A run that diverges is stopped at the first bad iteration and keeps its **last finite weights**.
 
 # %%
-# the ablation is the paper's algorithm: W1 + W2 is mnist_w1w2_paper (mnist_w1w2, the course's recommended run with the
-# well-posedness options, is compared with it in section 5b)
+# the ablation is the paper's algorithm: W1 + W2 is mnist_w1w2_paper (mnist_w1w2, the course's
+# recommended run with the well-posedness options, is compared with it in notebook 08, section 6)
 RUN_DIRS = {v: CKPT / ("mnist_w1w2_paper" if v == "w1w2" else f"mnist_{v}") for v in VARIANTS}
 runs = {v: checkpoint.load(RUN_DIRS[v]) for v in VARIANTS}
 extras = {v: json.loads((RUN_DIRS[v] / "history.json").read_text())["extra"] for v in VARIANTS}
@@ -414,52 +414,9 @@ check = discretization_gap(runs["w1w2"].potential, x0[:2], cfg.T, 1.0, cfg.lam, 
 assert abs(check.rms - float((gaps["w1w2"]["x_coarse"][:2] - gaps["w1w2"]["x_fine"][:2]).pow(2).mean().sqrt())) < 1e-3
 
 # %% [markdown]
-# ## 5b. Paper-faithful and well-posed in practice, side by side
-#
-# The course's recommended run, `checkpoints/mnist_w1w2` (preset `cpu_mnist`), is the W1 ⊕ W2 run above with the
-# well-posedness options of notebook 08 switched on: penalties that vanish on the exact MFG solution (straight
-# characteristics at constant speed), so they do not change the problem, only push the trained flow towards its
-# solution. Same data, networks, budget and seed; the same prior samples as above, at $h=1$ and $h=1/64$.
-
-# %%
-recommended = checkpoint.load(CKPT / "mnist_w1w2")
-options = {k: getattr(recommended.config, k) for k in OFF if getattr(recommended.config, k) != OFF[k]}
-assert recommended.config == FlowConfig.preset("cpu_mnist") and recommended.config.replace(**OFF) == cfg
-side = {"paper-faithful (mnist_w1w2_paper)": runs["w1w2"], "well-posed in practice (mnist_w1w2)": recommended}
-side_rows = {}
-with torch.no_grad():
-    for label, r in side.items():
-        coarse = euler_flow(r.sampling_potential, x0, cfg.T, 1.0, cfg.lam, keep_path=True)
-        fine = euler_flow(r.sampling_potential, x0, cfg.T, h_fine, cfg.lam, keep_path=True)
-        moved = (fine.final - x0).flatten(1).norm(dim=1).mean()
-        side_rows[label] = {
-            "h-change": float((coarse.final - fine.final).flatten(1).norm(dim=1).mean() / moved),
-            "KE/chord h=1": float(path_kinetic_energy(coarse.states, 1.0) / chord_kinetic_energy(coarse.states, cfg.T)),
-            "KE/chord h=1/64": float(path_kinetic_energy(fine.states, h_fine) / chord_kinetic_energy(fine.states, cfg.T)),
-            "R_HJ (43)": hj_residual(r.sampling_potential, coarse.states, 1.0, cfg.lam),
-            "confident h=1": score_samples(r.sample(n_eval, seed=seed).clamp(0, 1), clf).confident,
-            "x_coarse": coarse.final, "x_fine": fine.final}
-print(f"options of the recommended run: {options}; training {recommended.iterations_done} iterations, "
-      f"{recommended.wall_time / 60:.1f} min (paper-faithful: {runs['w1w2'].wall_time / 60:.1f} min)")
-keys = [k for k in next(iter(side_rows.values())) if not k.startswith("x_")]
-print(f"{'':38s} " + " ".join(f"{k:>15s}" for k in keys))
-for label, row in side_rows.items():
-    print(f"{label:38s} " + " ".join(f"{row[k]:15.3f}" for k in keys))
-axes = small_multiples(4, size=3.4)
-k = min(20, n_fine)
-for i, (label, row) in enumerate(side_rows.items()):
-    image_grid(row["x_coarse"][:k].clamp(0, 1), nrow=min(10, k), ax=axes[2 * i], title=f"{label.split(' (')[0]}: h = 1")
-    image_grid(row["x_fine"][:k].clamp(0, 1), nrow=min(10, k), ax=axes[2 * i + 1],
-               title=f"{label.split(' (')[0]}: h = 1/64")
-plt.show()
-a_s, b_s = side_rows.values()
-display(Markdown(
-    f"**What the two runs show** (generated): with the options the samples change by {b_s['h-change']:.0%} of the "
-    f"distance travelled between $h=1$ and $h=1/64$ (paper-faithful: {a_s['h-change']:.0%}); KE/chord at $h=1/64$ is "
-    f"{b_s['KE/chord h=1/64']:.2f} ({a_s['KE/chord h=1/64']:.2f}), $R_{{HJ}}$ {b_s['R_HJ (43)']:.2f} "
-    f"({a_s['R_HJ (43)']:.2f}), and {b_s['confident h=1']:.0%} of the samples at $h=1$ are confident digits "
-    f"({a_s['confident h=1']:.0%}). Notebook 08 derives the options and compares them on a toy."))
-assert b_s["h-change"] < a_s["h-change"], (b_s["h-change"], a_s["h-change"])  # the options' purpose
+# **Beyond the paper's algorithm.** The course's well-posedness options, and the paper's algorithm beside
+# them, are notebook 08: §4 on toys, §6 on MNIST (where the recommended run `checkpoints/mnist_w1w2` is
+# compared with the paper-faithful W1 ⊕ W2 run of this notebook).
 
 # %% [markdown]
 # ## 6. Trajectories from noise
@@ -572,7 +529,7 @@ for v in ("unregularized", "w2"):
 #   neither run is $h$‑invariant: that needs the HJ equation to hold (residual near 0), and our $R_{\rm HJ}$ is
 #   still far from 0 after a 15‑minute run. The change between $h=1/8$ and $h=1/64$ is much smaller (exercise 2):
 #   the Euler scheme converges as $h\to0$, and it is the single coarse step per unit time that the straight
-#   paths of an exact solution would make harmless. Section 5b and notebook 08 show how far the well-posedness
+#   paths of an exact solution would make harmless. Notebook 08 (§6) shows how far the well-posedness
 #   options of the course's recommended run get towards that.
 # * **The ablations fail, but the iteration is ours.** Without the W1 bound both runs blow up within the first
 #   ~30 iterations: their DV estimate passes the authors' last finite values (53 and 80, method.md §7.1) by
