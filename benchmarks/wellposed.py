@@ -1,8 +1,8 @@
 """Ablation of the well-posedness options of FlowConfig on the toys (8 gaussians in R^12, pinwheel in R^7).
 
 Each option alone on top of the options-off baseline, and the chosen combination, for several seeds; every run
-is ``FlowConfig(**OFF, **options, seed=s)`` (the lecture budget: 1,500 iterations, cosine decay) and is scored on
-1,000 fresh samples against held-out data:
+is ``FlowConfig.preset("lecture_toy_paper", **options, seed=s)`` (the lecture budget: 1,500 iterations, cosine
+decay) and is scored on 1,000 fresh samples against held-out data:
 
 * W2 / noise floor at N = 1, 2, 5, 320 Euler steps (``metrics.w2_distance``, ``metrics.noise_floor``);
 * KE_h / chord energy at the training N and at N = 320 (1 = straight constant-speed paths);
@@ -100,7 +100,7 @@ def run_one(job: tuple[str, dict[str, Any], str, int, int | None, int]) -> dict[
     data = sample_toy(dataset, N_TRAIN, dim=dim, seed=seed)
     held = sample_toy(dataset, 2 * N_EVAL, dim=dim, seed=5_000 + seed)
     floor = metrics.noise_floor(held, N_EVAL, seed=seed)
-    config = FlowConfig(**{**OFF, **options, "seed": seed})
+    config = FlowConfig.preset("lecture_toy_paper", **options, seed=seed)
     config = config if n_iters is None else config.replace(n_iters=n_iters)
     result = train(config, data, progress=False)
     scores = evaluate(result, held[:N_EVAL], floor, seed)
@@ -141,8 +141,9 @@ def seconds_per_iteration(options: dict[str, Any], iters: int = 40) -> float:
     """Measured s/iteration of a candidate (8 gaussians in R^12, one thread, after 5 warm-up iterations)."""
     torch.set_num_threads(1)
     data = sample_toy("8gaussians", N_TRAIN, dim=12, seed=0)
-    train(FlowConfig(**{**OFF, **options, "n_iters": 5}), data, progress=False)
-    return train(FlowConfig(**{**OFF, **options, "n_iters": iters}), data, progress=False).wall_time / iters
+    train(FlowConfig.preset("lecture_toy_paper", **options, n_iters=5), data, progress=False)
+    return train(FlowConfig.preset("lecture_toy_paper", **options, n_iters=iters), data,
+                 progress=False).wall_time / iters
 
 
 def budget_iterations(s_per_iter: float, budget_s: float) -> int:
@@ -200,7 +201,6 @@ MNIST_FINE = 64
 def evaluate_mnist(run_dir: Path, n: int, seed: int) -> dict[str, Any]:
     """The MNIST scores of one shipped checkpoint (see the module docstring)."""
     from proxflow_edu import checkpoint
-    from proxflow_edu.config import OFF as OPTIONS_OFF
     from proxflow_edu.mnist.classifier import load_classifier, score_samples
 
     r = checkpoint.load(run_dir)
@@ -208,8 +208,8 @@ def evaluate_mnist(run_dir: Path, n: int, seed: int) -> dict[str, Any]:
     extra = json.loads((run_dir / "history.json").read_text()).get("extra", {})
     classifier = load_classifier()
     x0 = r.prior(n, seed=seed)
-    out: dict[str, Any] = {"run": run_dir.name, "options": {k: getattr(c, k) for k in OPTIONS_OFF
-                                                            if getattr(c, k) != OPTIONS_OFF[k]},
+    out: dict[str, Any] = {"run": run_dir.name, "options": {k: getattr(c, k) for k in OFF
+                                                            if getattr(c, k) != OFF[k]},
                            "iterations": r.iterations_done, "train_s": round(r.wall_time, 1),
                            "s_per_iter": round(r.wall_time / max(r.iterations_done, 1), 4),
                            "device": extra.get("device", "cpu"), "threads": extra.get("threads"),
@@ -331,10 +331,10 @@ def main() -> None:
             "processor": platform.processor() or "unknown", "wall_time_s": round(wall, 1),
             "date": time.strftime("%Y-%m-%d"), "n_iters": args.n_iters or FlowConfig().n_iters, "n_train": N_TRAIN,
             "n_eval": N_EVAL, "steps": list(STEPS),
-            "base": {k: v for k, v in FlowConfig(**OFF).to_dict().items()
+            "base": {k: v for k, v in FlowConfig.preset("lecture_toy_paper").to_dict().items()
                      if k in ("T", "h", "lam", "L", "gp_weight", "n_iters", "batch_size", "lr_schedule")},
-            "note": "every config is FlowConfig(**OFF, **options, seed=seed); spread = max - min over seeds; "
-                    "load of the shared machine makes s_per_iter noisy"}
+            "note": "every config is FlowConfig.preset('lecture_toy_paper', **options, seed=seed); spread = max - "
+                    "min over seeds; load of the shared machine makes s_per_iter noisy"}
     mnist = {"mnist": previous["mnist"]} if "mnist" in previous else {}  # the MNIST part is kept
     out.write_text(json.dumps({"meta": meta, "configs": configs, "summary": summarise(records),
                                "records": records, **mnist}, indent=1) + "\n")
@@ -369,7 +369,8 @@ def run_choice(args: argparse.Namespace, previous: dict[str, Any],
             "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
             "choice_manifolds": list(CHOICE_MANIFOLDS), "validation_manifolds": list(VALIDATION_MANIFOLDS),
             "dims": list(CHOICE_DIMS), "n_train": N_TRAIN, "n_eval": N_EVAL,
-            "note": "every run is FlowConfig(**OFF, **options, seed=seed, n_iters=iterations[config]); iterations = "
+            "note": "every run is FlowConfig.preset('lecture_toy_paper', **options, seed=seed, "
+                    "n_iters=iterations[config]); iterations = "
                     "budget_s / calibration (s/iteration, measured once per candidate), rounded to 100"}
     start, wall_before = time.perf_counter(), earlier.get("wall_time_s", 0)
 

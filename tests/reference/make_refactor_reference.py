@@ -21,13 +21,17 @@ from proxflow_edu.mnist.data import load_mnist
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# FlowConfig()'s fields that the runs rely on, as they were when the reference was recorded (a later change of the
+# defaults does not change what these runs are)
+RECORDED_DEFAULTS = dict(velocity_change_weight=1.0, hj_weight=1.0, lr_potential=1e-3, lr_discriminator=5e-4,
+                         disc_steps=5)
 # name -> (toy config fields); every option path of the potential step appears in one of them
-TOY_RUNS: dict[str, dict] = {
+TOY_RUNS: dict[str, dict] = {name: {**RECORDED_DEFAULTS, **fields} for name, fields in {
     "w1w2": dict(velocity_change_weight=0.0, hj_weight=0.0),
     "unregularized": dict(variant="unregularized", velocity_change_weight=0.0, hj_weight=0.0),
     "defaults": {},
     "all_options": dict(terminal_weight=0.5, random_time_grid=True, ema_decay=0.9),
-}
+}.items()}
 MNIST_RUNS: dict[str, str] = {"mnist": "cpu_mnist_paper", "mnist_defaults": "cpu_mnist"}
 
 
