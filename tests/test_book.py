@@ -8,10 +8,14 @@ The smoke copy is reused when its stamp says its inputs have not changed (``book
 The site is served on 127.0.0.1 and opened in headless Chromium from Debian's packages through Playwright
 (never ``playwright install``). Per page: the title, every image loaded, math typeset by the bundled MathJax
 (no TeX errors), code cells wrapped within the column (``book/_static/wrap-code.css``), no traceback or error
-output, no JavaScript error, no request that failed or left the loopback interface. The sidebar, followed from the
-index, must reach every page of ``book/_toc.yml``. Screenshots go to ``build/book-screenshots/``. Without
-``/usr/bin/chromium`` (``make browser`` installs it where it can) the browser tests are skipped with the reason;
-the build test still runs.
+output, no JavaScript error, no request that failed or left the loopback interface. At a 1366x768 laptop window
+with both sidebars shown, the outputs fit and read (``book/_static/outputs-fit.css``): every table within the text
+column, every output figure shown at >= 0.85 of the width it was drawn at (a 930-px figure, JupyterLab's output
+width on that screen, keeps its 9-pt labels), printed output wrapped; and no generated reading
+(``display(Markdown(...))``) shows its code (figures and readings: sibling tests, same page visit). The sidebar,
+followed from the index, must reach every page of ``book/_toc.yml``. Screenshots go to ``build/book-screenshots/``.
+Without ``/usr/bin/chromium`` (``make browser`` installs it where it can) the browser tests are skipped with the
+reason; the build test still runs.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from urllib.parse import urldefrag, urljoin, urlparse
 import pytest
 import yaml
 from processes import stop_process
+from test_notebook_layout import is_reading
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -42,6 +47,13 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
                  "--disable-component-update", "--disable-sync", "--disable-quic"]
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 PAGE_TIMEOUT_MS = 30_000
+# a student's laptop screen: the layout checks (tables, figures, printed output fit the text column) are measured
+# with the primary sidebar and the page's table of contents both shown, as at this size
+VIEWPORT = {"width": 1366, "height": 768}
+TABLE_SLACK_PX = 4       # a table may be this much wider than the text column (borders, rounding)
+MIN_IMAGE_SCALE = 0.85   # displayed / natural width of an output figure: a 930-px figure shown >= 790 px wide
+PRE_SLACK_PX = 2         # printed output (a <pre> of a cell output) must not scroll sideways by more than this
+OUTPUT_CSS = ("wrap-code.css", "outputs-fit.css")  # book/_static, linked on every page by jupyter-book itself
 # the tests that build the smoke copy: about 2-3 min cold on 2 cores, under a minute when fresh
 slow = pytest.mark.slow
 
@@ -162,11 +174,13 @@ def test_book_builds(built_html: Path) -> None:
     assert (built_html / "mathjax" / "tex-mml-chtml.js").is_file(), "the bundled MathJax was not copied"
     html = "\n".join((built_html / f"{p}.html").read_text(encoding="utf-8") for p in PAGES)
     assert "cdn.jsdelivr.net/npm/mathjax" not in html, "pages load MathJax from a CDN (mathjax_path not applied)"
-    assert (built_html / "_static" / "wrap-code.css").is_file(), "book/_static/wrap-code.css was not copied"
+    for css in OUTPUT_CSS:
+        assert (built_html / "_static" / css).is_file(), f"book/_static/{css} was not copied"
     for page in PAGES:
         text = (built_html / f"{page}.html").read_text(encoding="utf-8")
-        assert len(re.findall(r'<link[^>]+href="[^"]*_static/wrap-code\.css', text)) == 1, \
-            f"{page}.html does not link _static/wrap-code.css exactly once"
+        for css in OUTPUT_CSS:
+            assert len(re.findall(r'<link[^>]+href="[^"]*_static/' + re.escape(css), text)) == 1, \
+                f"{page}.html does not link _static/{css} exactly once"
 
 
 # ----------------------------------------------------------------------------- server and browser
@@ -214,7 +228,7 @@ def browser_context() -> Iterator[Any]:
     with tempfile.TemporaryDirectory(prefix="book-chromium-") as profile, sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 900})
+            viewport=VIEWPORT)
         context.set_default_timeout(PAGE_TIMEOUT_MS)
         try:
             yield context
@@ -253,6 +267,82 @@ class PageVisit:
 
 def _page_url(base: str, page: str) -> str:
     return urljoin(base, f"{page}.html")
+
+
+# ----------------------------------------------------------------------------- layout: outputs fit and read
+
+
+# One pass over the page: the text column, and every table, output figure, printed output and code cell input in it.
+_LAYOUT_JS = r"""async () => {
+    const shown = e => e.getClientRects().length > 0;
+    const article = document.querySelector('main article.bd-article') || document.querySelector('main');
+    const st = getComputedStyle(article);
+    const column = article.clientWidth - parseFloat(st.paddingLeft) - parseFloat(st.paddingRight);
+    const squash = (t, n) => t.trim().replace(/\s+/g, ' ').slice(0, n);
+    const imgs = Array.from(document.querySelectorAll('main .cell_output img'));
+    await Promise.all(imgs.map(i => { i.loading = 'eager'; return i.decode().catch(() => null); }));
+    const primary = document.querySelector('.bd-sidebar-primary');
+    const secondary = document.querySelector('.bd-sidebar-secondary');
+    const width = e => (e && shown(e) && getComputedStyle(e).visibility !== 'hidden')
+        ? Math.round(e.getBoundingClientRect().width) : 0;
+    return {
+        viewport: window.innerWidth, column: Math.round(column),
+        sheets: Array.from(document.styleSheets).map(s => (s.href || '').split('?')[0].split('/').pop()),
+        sidebars: [width(primary), width(secondary)],
+        tables: Array.from(document.querySelectorAll('main table')).filter(shown).map(t => ({
+            width: Math.ceil(Math.max(t.scrollWidth, t.getBoundingClientRect().width)),
+            columns: Math.max(0, ...Array.from(t.rows).map(
+                r => Array.from(r.cells).reduce((n, c) => n + c.colSpan, 0))),
+            output: !!t.closest('.cell_output'), head: squash(t.textContent, 60)})),
+        images: imgs.filter(i => shown(i) && i.naturalWidth).map(i => ({
+            src: (i.currentSrc || i.src).split('/').pop().slice(0, 80),
+            shown: i.getBoundingClientRect().width, natural: i.naturalWidth})),
+        pres: Array.from(document.querySelectorAll('main .cell_output pre')).filter(shown).map(e => ({
+            scroll: e.scrollWidth, client: e.clientWidth, whiteSpace: getComputedStyle(e).whiteSpace,
+            line: squash(e.textContent.split('\n').reduce((a, b) => b.length > a.length ? b : a, ''), 80)})),
+        markdownCode: Array.from(document.querySelectorAll('main .cell_input'))
+            .filter(e => e.textContent.includes('display(Markdown('))
+            .map(e => ({code: e.textContent, shown: shown(e)})),
+    };
+}"""
+
+
+def measure_layout(p: Any) -> dict[str, Any]:
+    """What the layout checks need from an open page (one ``page.evaluate``)."""
+    return p.evaluate(_LAYOUT_JS)
+
+
+def layout_problems(page: str, layout: dict[str, Any]) -> dict[str, list[str]]:
+    """Per check, a message for each table wider than the text column, output figure shown shrunk, printed output
+    that scrolls sideways, and code cell whose input is shown although it only writes a ``display(Markdown(...))``
+    reading (``is_reading``, the rule tests/test_notebook_layout.py applies to the notebooks: such a cell is tagged
+    ``remove-input``); "mixed": cells that also compute or draw (a warning). Empty lists: the page passes."""
+    column, vw = layout["column"], layout["viewport"]
+    where = f"{page} (text column {column} px at a {vw}-px-wide window, sidebars {layout['sidebars']} px)"
+    tables = [f"{where}: a table of {t['columns']} columns{' (cell output)' if t['output'] else ''} is "
+              f"{t['width']} px wide, {t['width'] - column} px more than the column: {t['head']!r}"
+              for t in layout["tables"] if t["width"] > column + TABLE_SLACK_PX]
+    images = [f"{where}: figure {i['src']} is shown {i['shown']:.0f} px wide for {i['natural']} px drawn, "
+              f"ratio {i['shown'] / i['natural']:.2f} < {MIN_IMAGE_SCALE} (its text shrinks below ~9 pt)"
+              for i in layout["images"] if i["shown"] < MIN_IMAGE_SCALE * i["natural"]]
+    pres = [f"{where}: printed output {e['scroll']} px wide in a {e['client']}-px box (white-space: "
+            f"{e['whiteSpace']}), readers must scroll: {e['line']!r}"
+            for e in layout["pres"] if e["scroll"] > e["client"] + PRE_SLACK_PX]
+    code = [f"{page}: the code of a generated reading is shown{'' if c['shown'] else ' (behind a toggle)'} "
+            f"(tag the cell remove-input): {_first_line(c['code'])!r}"
+            for c in layout["markdownCode"] if is_reading(c["code"])]
+    mixed = [f"{page}: a cell that computes or draws and also displays a reading shows its code (split it, and tag "
+             f"the reading remove-input): {_first_line(c['code'])!r}"
+             for c in layout["markdownCode"] if not is_reading(c["code"])]
+    return {"tables": tables, "images": images, "pres": pres, "code": code, "mixed": mixed}
+
+
+def _first_line(code: str) -> str:
+    return code.strip().split("\n")[0][:100]
+
+
+# layouts measured by test_page_in_browser, reused by the tests below (one page load per page)
+_LAYOUTS: dict[str, dict[str, Any]] = {}
 
 
 # ----------------------------------------------------------------------------- per page
@@ -325,6 +415,16 @@ def test_page_in_browser(page: str, browser_context: Any, site: str) -> None:
             .map(e => e.textContent.slice(0, 60))""")
         assert not too_wide_code, f"{page}: code wider than its column (not wrapped): {too_wide_code}"
 
+        # outputs fit at a laptop's width, sidebars shown: tables within the text column, printed output wrapped
+        # (book/_static/outputs-fit.css); figures and readings: test_figures_not_shrunk, test_readings_without_code
+        layout = _LAYOUTS[page] = measure_layout(p)
+        assert layout["sidebars"][0] > 0, f"{page}: the primary sidebar is not shown at {VIEWPORT}"
+        missing_css = [css for css in OUTPUT_CSS if css not in layout["sheets"]]
+        assert not missing_css, f"{page}: stylesheets not loaded: {missing_css} (loaded: {layout['sheets']})"
+        problems = layout_problems(page, layout)
+        assert not problems["tables"], "tables wider than the text column:\n" + "\n".join(problems["tables"])
+        assert not problems["pres"], "printed output not wrapped within the column:\n" + "\n".join(problems["pres"])
+
         # no TeX left untypeset in the text (a `|` inside $...$ in a Markdown table, an unclosed $, ...)
         raw_tex = p.evaluate(r"""() => {
             const root = document.querySelector('main') || document.body;
@@ -360,6 +460,106 @@ def test_page_in_browser(page: str, browser_context: Any, site: str) -> None:
         assert not visit.non_loopback(), f"{page}: requests that left the machine: {visit.non_loopback()}"
     finally:
         visit.close()
+
+
+# Pages whose notebook is still being fixed: the checks below stay as strict for them, only their failure is
+# expected (xfail, not strict: the mark does nothing once the page passes).
+# figures drawn wider than 930 px (being resized in the notebooks); as measured on the smoke build
+FIGURES_PENDING = {f"notebooks/{nb}": f"notebooks/{nb}.py" for nb in (
+    "01_w2_proximal_straight_lines", "02_w1_proximal_singular_measures", "05_ablation", "06_high_dim_manifolds",
+    "07_mnist")}
+# display(Markdown(...)) readings not tagged remove-input yet (tests/test_notebook_layout.py READINGS_PENDING)
+UNTAGGED_READINGS = {f"notebooks/{nb}": f"notebooks/{nb}.py" for nb in (
+    "01_w2_proximal_straight_lines", "05_ablation")}
+
+
+def _pending(pending: dict[str, str], why: str) -> list[Any]:
+    return [pytest.param(page, marks=pytest.mark.xfail(strict=False, reason=f"{pending[page]}: {why}"))
+            if page in pending else page for page in PAGES]
+
+
+def _layout(page: str, browser_context: Any, site: str) -> dict[str, Any]:
+    """The layout test_page_in_browser measured on its visit, or (a test run alone) one visit of the page here."""
+    if page not in _LAYOUTS:
+        visit = PageVisit(browser_context, _page_url(site, page))
+        try:
+            _LAYOUTS[page] = measure_layout(visit.page)
+        finally:
+            visit.close()
+    return _LAYOUTS[page]
+
+
+@slow
+@pytest.mark.parametrize("page", _pending(FIGURES_PENDING, "figures drawn wider than 930 px, being resized"))
+def test_figures_not_shrunk(page: str, browser_context: Any, site: str) -> None:
+    """Every output figure is shown at >= MIN_IMAGE_SCALE of the width it was drawn at (1366-px window, sidebars
+    shown), so that its labels stay >= ~9 pt: figures are drawn at the size they are shown."""
+    problems = layout_problems(page, _layout(page, browser_context, site))["images"]
+    assert not problems, "output figures shown shrunk:\n" + "\n".join(problems)
+
+
+@slow
+@pytest.mark.parametrize("page", _pending(UNTAGGED_READINGS, "readings not tagged remove-input yet"))
+def test_readings_without_code(page: str, browser_context: Any, site: str) -> None:
+    """A reading the notebook generates (``display(Markdown(...))``) is shown without the code that makes it: its
+    cell is tagged ``remove-input``. A cell that also computes or draws only gets a warning."""
+    problems = layout_problems(page, _layout(page, browser_context, site))
+    if problems["mixed"]:
+        warnings.warn("\n".join(problems["mixed"]), stacklevel=1)
+    assert not problems["code"], "code cells of generated readings shown in the book:\n" + "\n".join(problems["code"])
+
+
+_INJECT_BAD_OUTPUTS_JS = r"""async () => {
+    const article = document.querySelector('main article.bd-article');
+    const output = html => { const d = document.createElement('div'); d.className = 'cell_output docutils container';
+                             d.innerHTML = html; article.appendChild(d); return d; };
+    // cells that cannot wrap (as a long number or a name would be without the book's CSS)
+    const cells = Array.from({length: 30}, (_, k) => `<td style="white-space: nowrap">column ${k}</td>`).join('');
+    output(`<table class="dataframe"><tr>${cells}</tr></table>`);
+    const canvas = document.createElement('canvas');
+    canvas.width = 1200; canvas.height = 300;
+    const img = document.createElement('img');
+    img.src = canvas.toDataURL('image/png');
+    img.style.width = '400px';
+    output('').appendChild(img);
+    await img.decode();
+    const line = 'x'.repeat(50) + ' ' + 'y'.repeat(400);
+    output(`<div class="output stream highlight-myst-ansi notranslate"><div class="highlight">`
+           + `<pre style="white-space: pre">${line}</pre></div></div>`);
+    output(`<div class="output stream highlight-myst-ansi notranslate"><div class="highlight">`
+           + `<pre>${line} (no inline style: wrapped by the book's CSS)</pre></div></div>`);
+    const cell = document.createElement('div');
+    cell.className = 'cell docutils container';
+    cell.innerHTML = '<div class="cell_input docutils container"><div class="highlight-ipython3 notranslate">'
+        + '<div class="highlight"><pre># injected reading\ndisplay(Markdown(f"**bad**"))</pre></div></div></div>';
+    article.appendChild(cell);
+    const mixed = cell.cloneNode(true);
+    mixed.querySelector('pre').textContent = '# injected figure\nplt.plot([0, 1])\ndisplay(Markdown("**ok**"))';
+    article.appendChild(mixed);
+}"""
+
+
+@slow
+def test_layout_checks_catch_bad_outputs(browser_context: Any, site: str) -> None:
+    """The layout checks fail on a page given a 30-column table, a 1200-px figure shown 400 px wide, an unwrapped
+    printed line and a visible ``display(Markdown(`` reading's input (injected into a built page; a cell that also
+    draws is only warned about), and the book's CSS wraps a long printed line that has no style of its own."""
+    page = next(p for p in PAGES if p.startswith("notebooks/"))
+    visit = PageVisit(browser_context, _page_url(site, page))
+    try:
+        before = layout_problems(page, measure_layout(visit.page))
+        visit.page.evaluate(_INJECT_BAD_OUTPUTS_JS)
+        after = layout_problems(page, measure_layout(visit.page))
+    finally:
+        visit.close()
+    new = {check: [m for m in after[check] if m not in before[check]] for check in after}
+    assert len(new["tables"]) == 1 and "a table of 30 columns (cell output)" in new["tables"][0], new["tables"]
+    assert len(new["images"]) == 1 and "shown 400 px wide for 1200 px drawn, ratio 0.33" in new["images"][0], \
+        new["images"]
+    assert len(new["pres"]) == 1 and "white-space: pre)" in new["pres"][0], \
+        f"only the line with white-space: pre should scroll: {new['pres']}"
+    assert len(new["code"]) == 1 and "'# injected reading'" in new["code"][0], new["code"]
+    assert len(new["mixed"]) == 1 and "'# injected figure'" in new["mixed"][0], new["mixed"]
 
 
 # ----------------------------------------------------------------------------- navigation
