@@ -64,8 +64,10 @@ dataset = "8gaussians"  # any of proxflow_edu.data.TOY_DATASETS
 dim = 2  # ambient dimension (the data lives on a 2-D plane of R^dim)
 n_iters = 20 if SMOKE else 1000  # potential updates per training run (authors' repository: 25,000)
 n_eval = 200 if SMOKE else 1000  # samples for the exact (POT) W2 values; cost grows like n^3
-ot_sizes = (100, 200) if SMOKE else (250, 500, 1000)  # sample sizes for the bias study of the OT value
-lam = 0.5  # lambda, the kinetic-energy weight: the 2-D value of the authors' repository (method.md §8)
+# sample sizes for the bias study of the OT value
+ot_sizes = (100, 200) if SMOKE else (250, 500, 1000)
+# lambda, the kinetic-energy weight: the 2-D value of the authors' repository (method.md §8)
+lam = 0.5
 n_threads = 1  # tiny networks: one thread is fastest, and much faster on a shared, busy CPU
 DEFAULTS = parameter_defaults(globals())  # what papermill -p / -y may change, checked below
 
@@ -143,8 +145,8 @@ for name, p in demo_paths.items():
           f"(closed form {closed_form_ratio[name]:.4f})  straightness = {st:.4f}")
     assert abs(ke / chord - closed_form_ratio[name]) < 1e-10
     ax.plot(p[:, 0], p[:, 1], "o-", ms=4, label=f"{name}: KE$_h$/chord = {ke / chord:.3f}")
-ax.set(xlabel="$x_1$", ylabel="$x_2$", title=f"Three paths with the same end points (N = {N_demo} Euler steps)",
-       aspect="equal")
+ax.set(xlabel="$x_1$", ylabel="$x_2$", aspect="equal",
+       title=f"Three paths with the same end points (N = {N_demo} Euler steps)")
 ax.legend(fontsize=7, loc="lower center")
 plt.show()
 
@@ -180,7 +182,8 @@ N_q = 7
 many = euler_flow(quadratic, x0_q, T=N_q * h_q, h=h_q, lam=lam_q, keep_path=True)
 factors = (1 - h_q * c_q / lam_q) ** torch.arange(N_q + 1, dtype=torch.float64)
 states_expected = factors[:, None, None] * x0_q
-ke_many_expected = sum(h_q * c_q**2 * states_expected[n].pow(2).sum(1) / (2 * lam_q**2) for n in range(N_q)).mean()
+ke_many_expected = sum(h_q * c_q**2 * states_expected[n].pow(2).sum(1) / (2 * lam_q**2)
+                       for n in range(N_q)).mean()
 print(f"N = {N_q} steps: max state error {(many.states - states_expected).abs().max():.2e}, "
       f"KE_h = {kinetic_energy(many.velocities, h_q):.6f} (closed form {ke_many_expected:.6f})")
 assert torch.allclose(many.states, states_expected, atol=1e-12)
@@ -206,7 +209,8 @@ for n in ot_sizes:
     data_n = sample_toy(dataset, n, dim=dim, seed=seed + 2)
     t0 = time.perf_counter()
     ot_value[n] = metrics.w2_distance(prior_n, data_n) ** 2 / (2 * T_lecture)
-    print(f"n = {n:5d}: W2^2(rho_0, pi)/(2T) = {ot_value[n]:.4f}   (T = {T_lecture}, solver {time.perf_counter() - t0:.2f} s)")
+    print(f"n = {n:5d}: W2^2(rho_0, pi)/(2T) = {ot_value[n]:.4f}   "
+          f"(T = {T_lecture}, solver {time.perf_counter() - t0:.2f} s)")
 
 # %% [markdown]
 # ## 4 · Training with and without the W2 proximal
@@ -231,13 +235,15 @@ for n in ot_sizes:
 
 # %%
 configs = {
-    variant: FlowConfig.preset("lecture_toy_paper", variant=variant, n_iters=n_iters, seed=seed, lam=lam)
+    variant: FlowConfig.preset("lecture_toy_paper", variant=variant, n_iters=n_iters, seed=seed,
+                               lam=lam)
     for variant in ("w1w2", "w1")
 }
 paper = FlowConfig.preset("paper_toy_2d")
 c = configs["w1w2"]
-print(f"this notebook: T={c.T}, h={c.h} (N={c.n_steps}), lam={c.lam}, L={c.L}, gp_weight={c.gp_weight}, "
-      f"lr U/phi={c.lr_potential:g}/{c.lr_discriminator:g} ({c.lr_schedule}), n_iters={c.n_iters}, M={c.batch_size}")
+print(f"this notebook: T={c.T}, h={c.h} (N={c.n_steps}), lam={c.lam}, L={c.L}, "
+      f"gp_weight={c.gp_weight}, lr U/phi={c.lr_potential:g}/{c.lr_discriminator:g} "
+      f"({c.lr_schedule}), n_iters={c.n_iters}, M={c.batch_size}")
 print(f"authors' 2-D:  T={paper.T}, h={paper.h} (N={paper.n_steps}), lam={paper.lam}, L={paper.L}, "
       f"gp_weight={paper.gp_weight}, lr U/phi={paper.lr_potential:g}/{paper.lr_discriminator:g} "
       f"({paper.lr_schedule}), n_iters={paper.n_iters}, M={paper.batch_size}")
@@ -251,7 +257,7 @@ print(f"authors' 2-D:  T={paper.T}, h={paper.h} (N={paper.n_steps}), lam={paper.
 # gradient penalty (41)) and Algorithm 2 (a descent step of the potential $U$ on (42), back-propagated through all
 # $N$ Euler steps). This is their whole source:
 
-# %%
+# %% tags=["remove-input"]
 display(Markdown("```python\n" + inspect.getsource(algorithm.discriminator_step) + "\n\n"
                  + inspect.getsource(algorithm.potential_step) + "```"))
 
@@ -270,13 +276,15 @@ opt_u = torch.optim.Adam(potential.parameters(), lr=cfg.lr_potential, betas=cfg.
 opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_discriminator, betas=cfg.adam_betas)
 M = cfg.batch_size
 for k in range(cfg.disc_steps):  # Algorithm 1, U fixed
-    x_N = euler_flow(potential, sample_prior(cfg.prior, M, (dim,), gen), cfg.T, cfg.h, cfg.lam).final
+    x_prior = sample_prior(cfg.prior, M, (dim,), gen)
+    x_N = euler_flow(potential, x_prior, cfg.T, cfg.h, cfg.lam).final
     y = data[torch.randint(len(data), (M,), generator=gen)]
     with torch.no_grad():
         dv_expected = discriminator(x_N).mean() - torch.log(torch.exp(discriminator(y)).mean())
     d_step = discriminator_step(discriminator, opt_d, x_N, y, cfg, gen)
-    print(f"discriminator step {k}: DV estimate {d_step.divergence:.5f}, GP {d_step.gradient_penalty:.5f}, "
-          f"-J_D {d_step.loss_discriminator:.5f}, |grad| {d_step.grad_norm_discriminator:.4f}")
+    print(f"discriminator step {k}: DV estimate {d_step.divergence:.5f}, "
+          f"GP {d_step.gradient_penalty:.5f}, -J_D {d_step.loss_discriminator:.5f}, "
+          f"|grad| {d_step.grad_norm_discriminator:.4f}")
     assert torch.allclose(d_step.divergence, dv_expected, atol=1e-6)
 x0 = sample_prior(cfg.prior, M, (dim,), gen)
 with torch.no_grad():  # Algorithm 2 measures these at the weights before its update
@@ -284,8 +292,9 @@ with torch.no_grad():  # Algorithm 2 measures these at the weights before its up
     ke_expected = diagnostics.path_kinetic_energy(path.states, cfg.h)
     loss_expected = discriminator(path.final).mean() + cfg.lam * ke_expected
 u_step = potential_step(potential, discriminator, opt_u, x0, cfg)
-print(f"potential step: J_G {u_step.loss_potential:.5f} = mean phi(x_N) {u_step.terminal_cost:.5f} "
-      f"+ lambda KE_h {cfg.lam * u_step.kinetic_energy:.5f}; |grad| {u_step.grad_norm_potential:.4f}")
+print(f"potential step: J_G {u_step.loss_potential:.5f} = mean phi(x_N) "
+      f"{u_step.terminal_cost:.5f} + lambda KE_h {cfg.lam * u_step.kinetic_energy:.5f}; "
+      f"|grad| {u_step.grad_norm_potential:.4f}")
 assert torch.allclose(u_step.kinetic_energy, ke_expected, rtol=1e-5)
 assert torch.allclose(u_step.loss_potential, loss_expected, rtol=1e-5)
 
@@ -306,7 +315,8 @@ for variant, cfg in configs.items():
 x0_eval = results["w1w2"].prior(n_eval, seed=seed + 3)
 paths = {}
 for variant, r in results.items():
-    paths[variant] = euler_flow(r.potential, x0_eval, r.config.T, r.config.h, r.config.lam, keep_path=True).states
+    rc = r.config
+    paths[variant] = euler_flow(r.potential, x0_eval, rc.T, rc.h, rc.lam, keep_path=True).states
 
 axes = plotting.small_multiples(2, size=4.2)
 for ax, (variant, path) in zip(axes, paths.items()):
@@ -331,10 +341,14 @@ for variant, path in paths.items():
     steps = (path[1:] - path[:-1]).norm(dim=2)  # (N, M)
     t_mid = (torch.arange(cfg.n_steps) + 0.5) * cfg.h
     ax1.plot(t_mid, steps.mean(dim=1) / cfg.h, "o-", label=variant)
-    per_particle = (steps.pow(2).sum(0) / (2 * cfg.h)) / ((path[-1] - path[0]).pow(2).sum(1) / (2 * cfg.T)).clamp_min(1e-12)
-    ax2.hist(per_particle.clamp(max=20).numpy(), bins=np.linspace(1, 20, 58), alpha=0.6, label=variant)
-ax1.set(xlabel="time t (step midpoint)", ylabel="mean speed |Δx|/h", title="speed along the path", ylim=(0, None))
-ax2.set(xlabel="per-particle KE$_h$ / chord energy (clipped at 20)", ylabel="particles", title="straightness per particle")
+    chord_particle = (path[-1] - path[0]).pow(2).sum(1) / (2 * cfg.T)
+    per_particle = (steps.pow(2).sum(0) / (2 * cfg.h)) / chord_particle.clamp_min(1e-12)
+    ax2.hist(per_particle.clamp(max=20).numpy(), bins=np.linspace(1, 20, 58), alpha=0.6,
+             label=variant)
+ax1.set(xlabel="time t (step midpoint)", ylabel="mean speed |Δx|/h", title="speed along the path",
+        ylim=(0, None))
+ax2.set(xlabel="per-particle KE$_h$ / chord energy (clipped at 20)", ylabel="particles",
+        title="straightness per particle")
 for ax in (ax1, ax2):
     ax.legend()
 plt.show()
@@ -361,22 +375,26 @@ for variant, path in paths.items():
     chord = diagnostics.chord_kinetic_energy(path, cfg.T).item()
     ot_gen = metrics.w2_distance(path[0], path[-1]) ** 2 / (2 * cfg.T)
     fit = metrics.w2_distance(path[-1], data_eval)
-    rows[variant] = dict(KE=ke, chord=chord, ot_gen=ot_gen, ratio=ke / chord, pairing=chord / ot_gen,
-                         straightness=diagnostics.straightness(path), fit=fit)
+    rows[variant] = dict(KE=ke, chord=chord, ot_gen=ot_gen, ratio=ke / chord,
+                         pairing=chord / ot_gen, straightness=diagnostics.straightness(path),
+                         fit=fit)
 print(f"OT value W2^2(rho_0, pi)/(2T) from {n_eval} + {n_eval} samples: {ot_data:.4f}")
-print(f"W2(generated, data) noise floor at n = {n_eval}: {metrics.noise_floor(data, n_eval, seed=seed):.4f}\n")
-print(f"{'variant':8s} {'KE_h':>8s} {'chord':>8s} {'W2^2(x0,xT)/2T':>15s} {'KE/chord':>9s} {'chord/OT':>9s} "
-      f"{'straightness':>12s} {'W2(xT,data)':>11s}")
+floor_eval = metrics.noise_floor(data, n_eval, seed=seed)
+print(f"W2(generated, data) noise floor at n = {n_eval}: {floor_eval:.4f}\n")
+print(f"{'variant':8s} {'KE_h':>8s} {'chord':>8s} {'W2^2(x0,xT)/2T':>15s} {'KE/chord':>9s} "
+      f"{'chord/OT':>9s} {'straightness':>12s} {'W2(xT,data)':>11s}")
 for variant, row in rows.items():
-    print(f"{variant:8s} {row['KE']:8.4f} {row['chord']:8.4f} {row['ot_gen']:15.4f} {row['ratio']:9.3f} "
-          f"{row['pairing']:9.3f} {row['straightness']:12.4f} {row['fit']:11.4f}")
+    print(f"{variant:8s} {row['KE']:8.4f} {row['chord']:8.4f} {row['ot_gen']:15.4f} "
+          f"{row['ratio']:9.3f} {row['pairing']:9.3f} {row['straightness']:12.4f} "
+          f"{row['fit']:11.4f}")
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
 labels = ["KE$_h$", "chord energy", "$W_2^2(\\hat\\rho_0,\\hat\\rho_T)/2T$"]
 width = 0.38
 for k, (variant, row) in enumerate(rows.items()):
-    ax1.bar(np.arange(3) + (k - 0.5) * width, [row["KE"], row["chord"], row["ot_gen"]], width, label=variant)
+    ax1.bar(np.arange(3) + (k - 0.5) * width, [row["KE"], row["chord"], row["ot_gen"]], width,
+            label=variant)
 ax1.axhline(ot_data, color="k", ls="--", lw=1, label="$W_2^2(\\rho_0,\\pi)/2T$ (data)")
 ax1.set(xticks=np.arange(3), xticklabels=labels, ylabel="energy (squared data units / time)",
         title="kinetic energy versus transport cost")
@@ -425,7 +443,8 @@ print("checks passed")
 # %%
 for variant, r in results.items():
     gap = diagnostics.discretization_gap(r.potential, x0_eval, r.config.T, r.config.h, r.config.lam)
-    print(f"{variant:5s}: mean |x_T(h={r.config.h}) - x_T(h={r.config.h / 64:.5f})| = {gap.mean_distance:.4f} "
+    print(f"{variant:5s}: mean |x_T(h={r.config.h}) - x_T(h={r.config.h / 64:.5f})| = "
+          f"{gap.mean_distance:.4f} "
           f"({100 * gap.relative:.1f} % of the mean displacement)")
 
 # %% [markdown]
@@ -459,5 +478,7 @@ for variant, r in results.items():
 for N_ex in (2, 8, 64):
     s_ex = torch.arange(N_ex + 1, dtype=torch.float64) / N_ex
     p_ex = (s_ex**2)[:, None, None] * torch.tensor([[2.0, 0.0]], dtype=torch.float64)
-    ratio_ex = diagnostics.path_kinetic_energy(p_ex, 1 / N_ex) / diagnostics.chord_kinetic_energy(p_ex, 1.0)
-    print(f"N = {N_ex:3d}: ratio {ratio_ex:.6f}, closed form (4N^2-1)/(3N^2) = {(4 * N_ex**2 - 1) / (3 * N_ex**2):.6f}")
+    ratio_ex = (diagnostics.path_kinetic_energy(p_ex, 1 / N_ex)
+                / diagnostics.chord_kinetic_energy(p_ex, 1.0))
+    closed_ex = (4 * N_ex**2 - 1) / (3 * N_ex**2)
+    print(f"N = {N_ex:3d}: ratio {ratio_ex:.6f}, closed form (4N^2-1)/(3N^2) = {closed_ex:.6f}")

@@ -57,16 +57,20 @@ from proxflow_edu.course.parameters import check_parameters, parameter_defaults
 # %% tags=["parameters"]
 SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"
 seed = 0
-n_mc = 100_000  # Monte Carlo samples for the closed-form checks (kept in smoke mode: they are cheap)
+# Monte Carlo samples for the closed-form checks (kept in smoke mode: they are cheap)
+n_mc = 100_000
 delta = 0.5  # distance of the generated line from the data line
 n_points = 4000  # samples on each line
-disc_steps = 40 if SMOKE else 600  # discriminator updates per demo (the authors' repository: 5 per flow iteration, 25,000 iterations)
+# discriminator updates per demo (the authors' repository: 5 per flow iteration, 25,000 iterations)
+disc_steps = 40 if SMOKE else 600
 batch_size = 200  # M, as in the authors' repository (method.md §8)
 L = 1.0  # Lipschitz bound
-gp_weights = (0.1, 1.0)  # gamma: the authors' 2-D toy value 0.1 (method.md §8), and a stronger penalty
+# gamma: the authors' 2-D toy value 0.1 (method.md §8), and a stronger penalty
+gp_weights = (0.1, 1.0)
 lr = 1e-3  # Adam learning rate of the demo (the authors' toys: 2e-5, with many more steps)
 n_threads = 1  # tiny networks: one thread is fastest, and much faster on a shared, busy CPU
-live_widget = True  # also build the (delta, gamma) sliders of section 4 (the static figures are always drawn)
+# also build the (delta, gamma) sliders of section 4 (the static figures are always drawn)
+live_widget = True
 DEFAULTS = parameter_defaults(globals())  # what papermill -p / -y may change, checked below
 
 # %%
@@ -110,7 +114,7 @@ gen = torch.Generator().manual_seed(seed)
 
 # %%
 def lipschitz_kl_gauss(Delta: float, sigma: float, L: float) -> float:
-    """D^L_KL between N(m1, sigma^2 I) and N(m2, sigma^2 I) with Delta = |m1 - m2| (method.md §9.2)."""
+    """D^L_KL between N(m1, sigma^2 I) and N(m2, sigma^2 I), Delta = |m1 - m2| (method.md §9.2)."""
     return Delta**2 / (2 * sigma**2) if L >= Delta / sigma**2 else L * Delta - L**2 * sigma**2 / 2
 
 
@@ -150,8 +154,10 @@ print(f"at eps = {eps[0]:.0e}: KL = {kl_eps[0]:.4g}, D^L = {dl_eps[0]:.6f}, L*W1
 # %%
 for Delta_q in (0.5, 2.0):
     for L_q in (0.25, 1.0, 5.0):
-        slope_fd = (lipschitz_kl_gauss(Delta_q + 1e-6, 1.0, L_q) - lipschitz_kl_gauss(Delta_q - 1e-6, 1.0, L_q)) / 2e-6
-        assert abs(slope_fd - min(L_q, Delta_q / 1.0**2)) < 1e-6, (Delta_q, L_q, slope_fd)  # (9): dD^L = slope of phi*
+        slope_fd = (lipschitz_kl_gauss(Delta_q + 1e-6, 1.0, L_q)
+                    - lipschitz_kl_gauss(Delta_q - 1e-6, 1.0, L_q)) / 2e-6
+        # (9): dD^L = slope of phi*
+        assert abs(slope_fd - min(L_q, Delta_q / 1.0**2)) < 1e-6, (Delta_q, L_q, slope_fd)
 print("(9) on the Gaussian closed form: d D^L / d Delta = slope of the optimal discriminator")
 
 # %% [markdown]
@@ -190,7 +196,8 @@ dv_star = objectives.lipschitz_kl_dual(phi_star(xp), phi_star(yq)).item()
 nu_star = objectives.log_mean_exp(phi_star(yq)) - 1
 nu_form = objectives.f_dual_nu(phi_star(xp), phi_star(yq), nu_star).item()
 dv_other = objectives.lipschitz_kl_dual(0.8 * phi_star(xp), 0.8 * phi_star(yq)).item()
-print(f"KL exact = {kl_exact:.5f};  DV(phi*) = {dv_star:.5f};  nu-form at nu* = {nu_form:.5f};  DV(0.8 phi*) = {dv_other:.5f}")
+print(f"KL exact = {kl_exact:.5f};  DV(phi*) = {dv_star:.5f};  nu-form at nu* = {nu_form:.5f};  "
+      f"DV(0.8 phi*) = {dv_other:.5f}")
 assert abs(dv_star - kl_exact) < 2e-2
 assert abs(nu_form - dv_star) < 1e-9  # the two forms agree at nu*, exactly (same samples)
 assert dv_other < kl_exact
@@ -206,12 +213,14 @@ for Delta, sigma, L_g, expected in ((2.0, 1.0, 1.0, 1.5), (2.0, 1.0, 0.5, 0.875)
     P2 = m1 + sigma * torch.randn(n_mc, 2, generator=gen, dtype=torch.float64)
     Q2 = m2 + sigma * torch.randn(n_mc, 2, generator=gen, dtype=torch.float64)
     slope = min(L_g, Delta / sigma**2)  # the optimal L-Lipschitz phi is linear along m1 - m2
-    dual_mc = objectives.lipschitz_kl_dual(slope * (P2 @ direction), slope * (Q2 @ direction)).item()
+    dual_mc = objectives.lipschitz_kl_dual(slope * (P2 @ direction),
+                                           slope * (Q2 @ direction)).item()
     shift = min(L_g * sigma**2, Delta)  # primal: eta = Q shifted by L sigma^2 towards P
     primal = shift**2 / (2 * sigma**2) + L_g * (Delta - shift)  # KL(eta || Q) + L W1(P, eta)
     kl_pq, lw1 = Delta**2 / (2 * sigma**2), L_g * Delta
-    print(f"(Delta, sigma, L) = ({Delta:g}, {sigma:g}, {L_g:g}): closed form {closed:.4f}, dual (MC, linear phi) "
-          f"{dual_mc:.4f}, primal {primal:.4f};  KL = {kl_pq:g}, L W1 = {lw1:g}")
+    print(f"(Delta, sigma, L) = ({Delta:g}, {sigma:g}, {L_g:g}): closed form {closed:.4f}, "
+          f"dual (MC, linear phi) {dual_mc:.4f}, primal {primal:.4f};  "
+          f"KL = {kl_pq:g}, L W1 = {lw1:g}")
     assert abs(closed - expected) < 1e-12 and abs(primal - expected) < 1e-12
     assert abs(dual_mc - expected) < 2e-2
     assert 0 <= closed <= min(kl_pq, lw1) + 1e-12  # inequality (8)
@@ -226,7 +235,8 @@ for a_norm, expected in ((2.0, 3.0), (0.5, 0.0)):
 
     x_g, y_t = torch.randn(256, 2, generator=gen), torch.randn(256, 2, generator=gen)
     x_hat = objectives.interpolates(x_g, y_t, gen)
-    gp = objectives.gradient_penalty(input_gradient(linear_phi, x_hat, create_graph=True), L=1.0).item()
+    grad_hat = input_gradient(linear_phi, x_hat, create_graph=True)
+    gp = objectives.gradient_penalty(grad_hat, L=1.0).item()
     print(f"|a| = {a_norm}: GP = {gp:.6f} (closed form {expected})")
     assert abs(gp - expected) < 1e-5
 
@@ -258,7 +268,7 @@ for a_norm, expected in ((2.0, 3.0), (0.5, 0.0)):
 
 # %%
 def soft_penalty_figure(delta_s: float, gamma_s: float, ax=None):  # noqa: ANN001, ANN201
-    """The objective a delta - gamma max(0, a^2 - L^2) over the slope a, with its maximiser and L delta."""
+    """The objective a delta - gamma max(0, a^2 - L^2) over the slope a, its maximiser, L delta."""
     a_star = max(L, delta_s / (2 * gamma_s))
     a = np.linspace(0, 2 * a_star + 1, 20_001)
     objective = a * delta_s - gamma_s * np.maximum(0, a**2 - L**2)
@@ -269,8 +279,8 @@ def soft_penalty_figure(delta_s: float, gamma_s: float, ax=None):  # noqa: ANN00
     ax.plot(a, objective, c="C0")
     ax.axvline(a_star, c="C3", lw=1, label=f"$a^*$ = {a_star:.2f}, estimate {objective.max():.3f}")
     ax.axhline(L * delta_s, c="k", ls="--", lw=1, label=f"$L\\delta$ = {L * delta_s:.2f}")
-    ax.set(xlabel="slope $a$ of $\\varphi = a x_2$", ylabel="penalised DV", ylim=(-0.5, max(1.2 * objective.max(), 0.5)),
-           title=f"δ = {delta_s:g}, γ = {gamma_s:g}")
+    ax.set(xlabel="slope $a$ of $\\varphi = a x_2$", ylabel="penalised DV",
+           ylim=(-0.5, max(1.2 * objective.max(), 0.5)), title=f"δ = {delta_s:g}, γ = {gamma_s:g}")
     ax.legend(fontsize=7, loc="lower right")
     return fig
 
@@ -284,12 +294,15 @@ if live_widget:
         import ipywidgets as widgets
         from IPython.display import display
 
-        delta_slider = widgets.FloatSlider(value=delta, min=0.05, max=3.0, step=0.05, description="δ")
-        gamma_slider = widgets.FloatLogSlider(value=0.1, base=10, min=-2, max=1, step=0.1, description="γ")
+        delta_slider = widgets.FloatSlider(value=delta, min=0.05, max=3.0, step=0.05,
+                                           description="δ")
+        gamma_slider = widgets.FloatLogSlider(value=0.1, base=10, min=-2, max=1, step=0.1,
+                                              description="γ")
         image = plotting.image_widget(plotting.figure_png(soft_penalty_figure(delta, 0.1)))
 
         def redraw(_change: object) -> None:
-            image.value = plotting.figure_png(soft_penalty_figure(delta_slider.value, gamma_slider.value))
+            figure = soft_penalty_figure(delta_slider.value, gamma_slider.value)
+            image.value = plotting.figure_png(figure)
 
         delta_slider.observe(redraw, names="value")
         gamma_slider.observe(redraw, names="value")
@@ -299,11 +312,14 @@ if live_widget:
 
 # %%
 Q_line = torch.stack([4 * torch.rand(n_points, generator=gen) - 2, torch.zeros(n_points)], dim=1)
-P_line = torch.stack([4 * torch.rand(n_points, generator=gen) - 2, torch.full((n_points,), delta)], dim=1)
+P_line = torch.stack([4 * torch.rand(n_points, generator=gen) - 2, torch.full((n_points,), delta)],
+                     dim=1)
 
 
-def fit_discriminator(gamma: float | None, steps: int, desc: str) -> tuple[MLPDiscriminator, dict[str, list[float]]]:
-    """Algorithm 1 alone with P fixed (proxflow_edu.course.discriminator.fit_discriminator), logging the DV estimate and |grad phi|."""
+def fit_discriminator(gamma: float | None, steps: int,
+                      desc: str) -> tuple[MLPDiscriminator, dict[str, list[float]]]:
+    """Algorithm 1 alone with P fixed (proxflow_edu.course.discriminator.fit_discriminator),
+    logging the DV estimate and |grad phi|."""
     torch.manual_seed(seed)
     phi = MLPDiscriminator(2)
     log = {"step": [], "dv": [], "grad_norm": []}
@@ -318,8 +334,8 @@ def fit_discriminator(gamma: float | None, steps: int, desc: str) -> tuple[MLPDi
             log["grad_norm"].append(discriminator_slope(phi, P_line[:500]).mean().item())
 
     # "unregularized": no gradient penalty; "w1": the penalty (41) with bound L and weight gamma
-    config = FlowConfig(variant="unregularized" if gamma is None else "w1", L=L, gp_weight=gamma or 0.0,
-                        lr_discriminator=lr, batch_size=batch_size)
+    config = FlowConfig(variant="unregularized" if gamma is None else "w1", L=L,
+                        gp_weight=gamma or 0.0, lr_discriminator=lr, batch_size=batch_size)
     fit_discriminator_steps(phi, P_line, Q_line, steps, config, generator=gen, callback=record)
     bar.close()
     return phi, log
@@ -338,7 +354,8 @@ ax1.axhline(L * delta, color="k", ls="--", lw=1, label="$D^L_{KL}=L\\delta$")
 ax1.set(xlabel="discriminator step", ylabel="DV estimate on all points (nats)", yscale="symlog",
         title="DV estimate (40) during the fit")
 ax2.axhline(L, color="k", ls="--", lw=1, label="L")
-ax2.set(xlabel="discriminator step", ylabel="mean |∇φ| on P", yscale="symlog", title="gradient norm of φ")
+ax2.set(xlabel="discriminator step", ylabel="mean |∇φ| on P", yscale="symlog",
+        title="gradient norm of φ")
 for ax in (ax1, ax2):
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)
@@ -354,15 +371,18 @@ for k, (name, (gamma, phi, log)) in enumerate(runs.items()):
     (grads,) = torch.autograd.grad(values.sum(), pts)
     v = (values - values.detach().mean()).detach().reshape(gx.shape)
     gn = grads.norm(dim=1).reshape(gx.shape)
-    for row, (field, label, cmap) in enumerate(((v, "φ(x) − mean", "coolwarm"), (gn, "|∇φ(x)|", "viridis"))):
+    panels = ((v, "φ(x) − mean", "coolwarm"), (gn, "|∇φ(x)|", "viridis"))
+    for row, (field, label, cmap) in enumerate(panels):
         ax = axes[row, k]
         im = ax.pcolormesh(gx, gy, field, cmap=cmap, shading="auto")
         fig.colorbar(im, ax=ax, shrink=0.8, label=label)
         ax.plot([-2, 2], [0, 0], color="k", lw=2, label="data Q")
-        ax.plot([-2, 2], [delta, delta], color="w" if row else "g", lw=2, ls="--", label="generated P")
+        ax.plot([-2, 2], [delta, delta], color="w" if row else "g", lw=2, ls="--",
+                label="generated P")
         ax.set(xlabel="$x_1$", ylabel="$x_2$", title=f"{name}: {label}")
     axes[0, k].legend(fontsize=7, loc="lower right")
-fig.suptitle(f"Discriminators after {disc_steps} steps (data on the $x_1$-axis, P at height δ = {delta:g})")
+fig.suptitle(f"Discriminators after {disc_steps} steps "
+             f"(data on the $x_1$-axis, P at height δ = {delta:g})")
 plt.show()
 
 # %% [markdown]
@@ -390,7 +410,8 @@ if not SMOKE:
     assert final[unconstrained] > 10 * L * delta
     for (name, (gamma, phi, log)) in list(runs.items())[1:]:
         a_star = max(L, delta / (2 * gamma))
-        assert abs(final[name] - a_star * delta) < 0.2 * a_star * delta, (name, final[name], a_star * delta)
+        assert abs(final[name] - a_star * delta) < 0.2 * a_star * delta, (name, final[name],
+                                                                         a_star * delta)
 else:
     assert final[unconstrained] >= max(final[c] for c in constrained) - 1e-3
 print("checks passed")
@@ -426,7 +447,8 @@ print("checks passed")
 # (hidden in the book).
 
 # %% tags=["hide-cell"]
-# Solution to exercise 1: DV over all L-Lipschitz phi on a 1-D grid (P = N(Delta, sigma^2), Q = N(0, sigma^2)).
+# Solution to exercise 1: DV over all L-Lipschitz phi on a 1-D grid
+# (P = N(Delta, sigma^2), Q = N(0, sigma^2)).
 z = torch.linspace(-8.0, 10.0, 2001, dtype=torch.float64)
 dz = z[1] - z[0]
 for Delta, sigma, L_g, expected in ((2.0, 1.0, 1.0, 1.5), (2.0, 1.0, 0.5, 0.875)):
@@ -438,10 +460,12 @@ for Delta, sigma, L_g, expected in ((2.0, 1.0, 1.0, 1.5), (2.0, 1.0, 0.5, 0.875)
 
     def closure():
         opt_ex.zero_grad()
-        phi_z = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(L_g * torch.tanh(theta) * dz, 0)])
+        steps_z = torch.cumsum(L_g * torch.tanh(theta) * dz, 0)
+        phi_z = torch.cat([torch.zeros(1, dtype=torch.float64), steps_z])
         loss = -((p_w * phi_z).sum() - torch.logsumexp(phi_z + q_w.log(), 0))
         loss.backward()
         return loss
 
     opt_ex.step(closure)
-    print(f"(Delta, sigma, L) = ({Delta:g}, {sigma:g}, {L_g:g}): grid optimum {-closure().item():.5f}, closed form {expected}")
+    print(f"(Delta, sigma, L) = ({Delta:g}, {sigma:g}, {L_g:g}): "
+          f"grid optimum {-closure().item():.5f}, closed form {expected}")

@@ -58,8 +58,10 @@ from proxflow_edu.train import train
 SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"
 seed = 0
 n_iters_1d = 30 if SMOKE else 600  # training iterations of the 1-D flows of section 4
-n_iters_2d = 10 if SMOKE else 600  # training iterations of each flow of the uniqueness study (section 6)
-n_runs_2d = 2 if SMOKE else 4  # flows per variant in section 6: seeds, then a narrower network, then a finer step
+# training iterations of each flow of the uniqueness study (section 6)
+n_iters_2d = 10 if SMOKE else 600
+# flows per variant in section 6: seeds, then a narrower network, then a finer step
+n_runs_2d = 2 if SMOKE else 4
 n_mc = 20_000  # Monte-Carlo samples for the closed-form checks
 DEFAULTS = parameter_defaults(globals())  # what papermill -p / -y may change, checked below
 
@@ -87,7 +89,8 @@ print(f"smoke mode: {SMOKE}")
 
 # %%
 xs = torch.linspace(-3, 3, 61, dtype=torch.float64)
-ys = torch.linspace(-6, 6, 120_001, dtype=torch.float64)  # brute-force minimisation over a fine grid
+# brute-force minimisation over a fine grid
+ys = torch.linspace(-6, 6, 120_001, dtype=torch.float64)
 tau = 0.7
 objective = ys.abs()[None, :] + (ys[None, :] - xs[:, None]) ** 2 / (2 * tau)
 prox_grid, envelope_grid = ys[objective.argmin(dim=1)], objective.min(dim=1).values
@@ -103,14 +106,19 @@ assert torch.allclose(slope[1:-1], ((xs - soft) / tau)[1:-1], atol=0.06)
 a = 3.0
 quadratic = a * ys**2 / 2
 for tau_q in (0.1, 0.5, 1.0):
-    explicit, implicit = 1 - tau_q * a, 1 / (1 + tau_q * a)  # the closed forms: one step maps x to factor * x
-    # the proximal point by brute force, as for |y| above: minimise f(y) + |y - x|^2 / (2 tau) over the grid
+    # the closed forms: one step maps x to factor * x
+    explicit, implicit = 1 - tau_q * a, 1 / (1 + tau_q * a)
+    # the proximal point by brute force, as for |y| above: minimise f(y) + |y - x|^2 / (2 tau)
+    # over the grid
     prox_q = ys[(quadratic[None, :] + (ys[None, :] - xs[:, None]) ** 2 / (2 * tau_q)).argmin(dim=1)]
-    print(f"f = {a:g} y^2/2, tau = {tau_q}: explicit factor {explicit:+.2f}, implicit (prox) factor {implicit:.2f}; "
+    print(f"f = {a:g} y^2/2, tau = {tau_q}: explicit factor {explicit:+.2f}, "
+          f"implicit (prox) factor {implicit:.2f}; "
           f"max |grid prox - implicit * x| = {(prox_q - implicit * xs).abs().max():.1e}")
     assert (prox_q - implicit * xs).abs().max() < 1e-4  # the grid spacing is 1e-4
-# tau a = 3 > 2: ten explicit steps (gradient by autograd) amplify, ten proximal steps (grid minimisation) contract
-x_exp, x_imp = torch.tensor(1.0, dtype=torch.float64, requires_grad=True), torch.tensor(1.0, dtype=torch.float64)
+# tau a = 3 > 2: ten explicit steps (gradient by autograd) amplify, ten proximal steps
+# (grid minimisation) contract
+x_exp = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+x_imp = torch.tensor(1.0, dtype=torch.float64)
 for _ in range(10):
     (grad_f,) = torch.autograd.grad(a * x_exp**2 / 2, x_exp)
     x_exp = (x_exp - 1.0 * grad_f).detach().requires_grad_()
@@ -151,7 +159,8 @@ lam_hl, T_hl, a_hl = 0.5, 1.0, 0.8
 
 
 def hopf_lax(x: torch.Tensor, t: float | torch.Tensor, a: float = a_hl) -> torch.Tensor:
-    """U(x, t) = a lam |x|^2 / (2 (lam + a (T - t))), the solution of the HJ equation with U(., T) = a|x|^2/2."""
+    """U(x, t) = a lam |x|^2 / (2 (lam + a (T - t))), the solution of the HJ equation with
+    U(., T) = a|x|^2/2."""
     t = torch.as_tensor(t, dtype=x.dtype)
     return a * lam_hl * x.flatten(1).pow(2).sum(1) / (2 * (lam_hl + a * (T_hl - t)))
 
@@ -181,13 +190,15 @@ assert (hopf_lax(x0_line, 0.0) - envelope).abs().max() < 1e-6
 sigma, m_target = 1.0, 2.0
 
 
-def d_lipschitz_kl(s: torch.Tensor | float, L: float, m: float = m_target, sig: float = sigma) -> torch.Tensor:
+def d_lipschitz_kl(s: torch.Tensor | float, L: float, m: float = m_target,
+                   sig: float = sigma) -> torch.Tensor:
     """D^L_KL(N(s, sig^2) || N(m, sig^2)): Huber in s - m with threshold L sig^2."""
     d = torch.as_tensor(s, dtype=torch.float64) - m
     return torch.where(d.abs() <= L * sig**2, d**2 / (2 * sig**2), L * d.abs() - L**2 * sig**2 / 2)
 
 
-z_p, z_q = torch.randn(n_mc, generator=gen, dtype=torch.float64), torch.randn(n_mc, generator=gen, dtype=torch.float64)
+z_p = torch.randn(n_mc, generator=gen, dtype=torch.float64)
+z_q = torch.randn(n_mc, generator=gen, dtype=torch.float64)
 cs = torch.linspace(-1, 1, 201, dtype=torch.float64)
 for s_test, L_test in ((1.5, 1.0), (-1.0, 1.0), (0.0, 0.5)):
     x_p, y_q = s_test + sigma * z_p, m_target + sigma * z_q
@@ -223,35 +234,40 @@ for s_test, L_test in ((1.5, 1.0), (-1.0, 1.0), (0.0, 0.5)):
 
 # %%
 lam_1d, T_1d = 0.5, 1.0
-regimes = {"KL regime (L = 5)": (5.0, 1.0), "speed limit (L = 0.5)": (0.5, 10.0)}  # L, gradient-penalty weight
+# L, gradient-penalty weight
+regimes = {"KL regime (L = 5)": (5.0, 1.0), "speed limit (L = 0.5)": (0.5, 10.0)}
 s_grid = torch.linspace(-1, 4, 50_001, dtype=torch.float64)
 data_1d = m_target + sigma * torch.randn(20_000, 1, generator=gen)
 cs_fine = torch.linspace(-1, 1, 401, dtype=torch.float64)
 rows_1d = {}
 for name, (L_1d, gamma_1d) in regimes.items():
     s_star = min(m_target / (1 + lam_1d * sigma**2 / T_1d), T_1d * L_1d / lam_1d)
-    s_numeric = s_grid[(lam_1d * s_grid**2 / (2 * T_1d) + d_lipschitz_kl(s_grid, L_1d)).argmin()].item()
+    objective_1d = lam_1d * s_grid**2 / (2 * T_1d) + d_lipschitz_kl(s_grid, L_1d)
+    s_numeric = s_grid[objective_1d.argmin()].item()
     assert abs(s_numeric - s_star) < 1e-3, (s_numeric, s_star)
-    # the optimal discriminator between rho_T^* = N(s^*, sigma^2) and pi, by maximising the DV estimate over phi = c x
+    # the optimal discriminator between rho_T^* = N(s^*, sigma^2) and pi, by maximising the DV
+    # estimate over phi = c x
     x_p, y_q = s_star + sigma * z_p, m_target + sigma * z_q
     dv = torch.stack([lipschitz_kl_dual(c * L_1d * x_p, c * L_1d * y_q) for c in cs_fine])
     c_opt = (cs_fine[dv.argmax()] * L_1d).item()
-    assert abs(abs(c_opt) - lam_1d * s_star / T_1d) < 0.05, (c_opt, lam_1d * s_star / T_1d)  # |grad phi*| = lam s*/T
+    # |grad phi*| = lam s*/T
+    assert abs(abs(c_opt) - lam_1d * s_star / T_1d) < 0.05, (c_opt, lam_1d * s_star / T_1d)
     cfg = FlowConfig.preset("lecture_toy_paper", variant="w1w2", lam=lam_1d, T=T_1d, h=0.2, L=L_1d,
                             gp_weight=gamma_1d, n_iters=n_iters_1d, seed=seed)
     run = train(cfg, data_1d, progress=True)
     x0_1d = run.prior(4000, seed=seed + 1)
     moved = run.sample(4000, seed=seed + 1) - x0_1d
-    rows_1d[name] = dict(s_star=s_star, c_opt=c_opt, mean=moved.mean().item(), spread=moved.std().item(),
-                         time=run.wall_time)
-print(f"{'':24s} {'s* (closed form)':>16s} {'c* (DV max)':>11s} {'lam s*/T':>9s} {'mean x_T - x_0':>15s} {'std':>6s} "
-      f"{'train s':>8s}   (target mean m = {m_target})")
+    rows_1d[name] = dict(s_star=s_star, c_opt=c_opt, mean=moved.mean().item(),
+                         spread=moved.std().item(), time=run.wall_time)
+print(f"{'':24s} {'s* (closed form)':>16s} {'c* (DV max)':>11s} {'lam s*/T':>9s} "
+      f"{'mean x_T - x_0':>15s} {'std':>6s} {'train s':>8s}   (target mean m = {m_target})")
 for name, r in rows_1d.items():
-    print(f"{name:24s} {r['s_star']:16.3f} {r['c_opt']:11.3f} {lam_1d * r['s_star'] / T_1d:9.3f} {r['mean']:15.3f} "
-          f"{r['spread']:6.3f} {r['time']:8.1f}")
+    print(f"{name:24s} {r['s_star']:16.3f} {r['c_opt']:11.3f} {lam_1d * r['s_star'] / T_1d:9.3f} "
+          f"{r['mean']:15.3f} {r['spread']:6.3f} {r['time']:8.1f}")
 if not SMOKE:  # a trained flow finds the biased optimum, not the data
     for r in rows_1d.values():
-        assert abs(r["mean"] - r["s_star"]) < 0.1 and r["s_star"] < m_target - 0.5 and r["spread"] < 0.1, r
+        assert abs(r["mean"] - r["s_star"]) < 0.1, r
+        assert r["s_star"] < m_target - 0.5 and r["spread"] < 0.1, r
 
 # %% [markdown]
 # ## 5 · Well-posed: what Theorem 4.2 proves
@@ -290,7 +306,8 @@ cs_lemma = torch.linspace(-1, 1, 101, dtype=torch.float64)
 y_q = m_target + sigma * z_q  # one sample of pi for every s
 for L_test in (0.5, 1.0, 1.5):
     c_star = []
-    for s_test in s_pairs.tolist():  # c*(s): maximise the DV estimate over phi = c x, |c| <= L (section 3)
+    # c*(s): maximise the DV estimate over phi = c x, |c| <= L (section 3)
+    for s_test in s_pairs.tolist():
         x_p = s_test + sigma * z_p
         dv = torch.stack([lipschitz_kl_dual(c * L_test * x_p, c * L_test * y_q) for c in cs_lemma])
         c_star.append(L_test * cs_lemma[dv.argmax()])
@@ -302,13 +319,15 @@ for L_test in (0.5, 1.0, 1.5):
     print(f"L = {L_test}: min pairing {pairing.min():.1e}, max |c*(DV) - clip((s - m) / sigma^2)| "
           f"{(c_star - closed).abs().max():.3f}")
     assert pairing.min() >= -1e-12  # Lemma 4.1
-    assert (c_star - closed).abs().max() < 0.1  # Monte-Carlo error (the tilted mean of e^{c y}) and the c grid
+    # the tolerance: Monte-Carlo error (the tilted mean of e^{c y}) and the c grid
+    assert (c_star - closed).abs().max() < 0.1
 print("Lemma 4.1 holds on every pair of translates (L = 0.5, 1, 1.5)")
 
 a1, a2, n_steps_ll = 0.8, -0.3, 400  # two terminal data (a2 > -lam/T: no crossing)
 x0_ll = torch.randn(n_mc, 1, generator=gen, dtype=torch.float64)
-p1 = euler_flow(lambda x, t: hopf_lax(x, t, a1), x0_ll, T_hl, T_hl / n_steps_ll, lam_hl, keep_path=True).states
-p2 = euler_flow(lambda x, t: hopf_lax(x, t, a2), x0_ll, T_hl, T_hl / n_steps_ll, lam_hl, keep_path=True).states
+h_ll = T_hl / n_steps_ll
+p1 = euler_flow(lambda x, t: hopf_lax(x, t, a1), x0_ll, T_hl, h_ll, lam_hl, keep_path=True).states
+p2 = euler_flow(lambda x, t: hopf_lax(x, t, a2), x0_ll, T_hl, h_ll, lam_hl, keep_path=True).states
 times = torch.arange(n_steps_ll + 1, dtype=torch.float64) * (T_hl / n_steps_ll)
 
 
@@ -320,7 +339,8 @@ def grad_u(x: torch.Tensor, t: float, a: float) -> torch.Tensor:  # grad_x of ho
     return a * lam_hl * x[:, 0] / (lam_hl + a * (T_hl - t))
 
 
-pairing_t = torch.stack([u_bar(p1[n], t).mean() - u_bar(p2[n], t).mean() for n, t in enumerate(times.tolist())])
+pairing_t = torch.stack([u_bar(p1[n], t).mean() - u_bar(p2[n], t).mean()
+                         for n, t in enumerate(times.tolist())])
 dissipation = torch.stack([((grad_u(p1[n], t, a1) - grad_u(p1[n], t, a2)) ** 2).mean()
                            + ((grad_u(p2[n], t, a1) - grad_u(p2[n], t, a2)) ** 2).mean()
                            for n, t in enumerate(times.tolist())]) / (2 * lam_hl)
@@ -330,7 +350,8 @@ print(f"int U_bar rho_bar: {pairing_t[0]:.2e} at t = 0, {pairing_t[-1]:.4f} at t
 assert abs(pairing_t[0]) < 1e-12
 assert abs(pairing_t[-1] - pairing_t[0] + integrated) < 0.01 * integrated
 assert (pairing_t[1:] - pairing_t[:-1]).max() <= 1e-9  # non-increasing in t, as the identity says
-assert pairing_t[-1] < 0  # these two terminal data are not monotone in the sense of Lemma 4.1 (see below)
+# these two terminal data are not monotone in the sense of Lemma 4.1 (see below)
+assert pairing_t[-1] < 0
 
 # %% [markdown]
 # These two quadratic terminal data do not come from one divergence, so Lemma 4.1 need not hold for them: here
@@ -351,24 +372,28 @@ assert pairing_t[-1] < 0  # these two terminal data are not monotone in the sens
 # %%
 data_2d = sample_toy("8gaussians", 20_000, dim=2, seed=seed)
 x0_2d = torch.randn(1000, 2, generator=gen)
-settings = [dict(seed=seed + k) for k in range(max(n_runs_2d - 2, 2))] + [dict(seed=seed + 10, potential_width=32),
-                                                                           dict(seed=seed + 11, h=0.1)]
+settings = [dict(seed=seed + k) for k in range(max(n_runs_2d - 2, 2))]
+settings += [dict(seed=seed + 10, potential_width=32), dict(seed=seed + 11, h=0.1)]
 settings = settings[:n_runs_2d]
 maps, disagreement, straightness = {}, {}, {}
 for variant in ("w1w2", "w1"):
     maps[variant], straightness[variant] = [], []
     for kw in settings:
-        cfg = FlowConfig.preset("lecture_toy_paper", variant=variant, lam=0.5, n_iters=n_iters_2d, **kw)
+        cfg = FlowConfig.preset("lecture_toy_paper", variant=variant, lam=0.5, n_iters=n_iters_2d,
+                                **kw)
         r = train(cfg, data_2d, progress=True)
         path = euler_flow(r.potential, x0_2d, cfg.T, cfg.h, cfg.lam, keep_path=True)
         maps[variant].append(path.final)
-        straightness[variant].append((diagnostics.path_kinetic_energy(path.states, cfg.h)
-                                      / diagnostics.chord_kinetic_energy(path.states, cfg.T)).item())
+        ke_ratio = (diagnostics.path_kinetic_energy(path.states, cfg.h)
+                    / diagnostics.chord_kinetic_energy(path.states, cfg.T))
+        straightness[variant].append(ke_ratio.item())
     travel = torch.stack([(x - x0_2d).norm(dim=1).mean() for x in maps[variant]]).mean()
-    pairs = [(a - b).norm(dim=1).mean() / travel for a, b in itertools.combinations(maps[variant], 2)]
+    pairs = [(a - b).norm(dim=1).mean() / travel
+             for a, b in itertools.combinations(maps[variant], 2)]
     disagreement[variant] = torch.stack(pairs)
-    print(f"{variant:5s}: disagreement of the maps over {len(pairs)} pairs of runs: mean {disagreement[variant].mean():.3f}, "
-          f"max {disagreement[variant].max():.3f} (relative to the distance travelled); KE_h/chord per run "
+    print(f"{variant:5s}: disagreement of the maps over {len(pairs)} pairs of runs: "
+          f"mean {disagreement[variant].mean():.3f}, max {disagreement[variant].max():.3f} "
+          f"(relative to the distance travelled); KE_h/chord per run "
           + ", ".join(f"{k:.2f}" for k in straightness[variant]))
 
 axes = plotting.small_multiples(2, size=4.0)
@@ -377,21 +402,25 @@ for ax, variant in zip(axes, maps):
         ax.scatter(x_T[:200, 0], x_T[:200, 1], s=4, c=colour)
     ax.plot(torch.stack([maps[variant][0][:200, 0], maps[variant][1][:200, 0]]),
             torch.stack([maps[variant][0][:200, 1], maps[variant][1][:200, 1]]), c="0.6", lw=0.5)
-    ax.set(title=f'"{variant}": where two runs send the same $x_0$', xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
+    ax.set(title=f'"{variant}": where two runs send the same $x_0$', xlabel="$x_1$", ylabel="$x_2$",
+           aspect="equal")
 plt.show()
 ratio = (disagreement["w1w2"].mean() / disagreement["w1"].mean()).item()
 if ratio < 0.7:
-    verdict = (f"The W1 ⊕ W2 runs agree more: their maps differ by {disagreement['w1w2'].mean():.2f} of the distance "
-               f"travelled, the W1-only runs by {disagreement['w1'].mean():.2f}.")
-else:
-    verdict = (f"**At this budget uniqueness does not show in the maps**: the W1 ⊕ W2 runs differ by "
+    verdict = (f"The W1 ⊕ W2 runs agree more: their maps differ by "
                f"{disagreement['w1w2'].mean():.2f} of the distance travelled, the W1-only runs by "
-               f"{disagreement['w1'].mean():.2f} (ratio {ratio:.2f}). A unique optimum does not make short runs agree: "
-               f"{n_iters_2d} iterations leave both far from it, and the points near a boundary between two modes go to "
-               f"either mode in either variant.")
-display(Markdown(verdict + f" What does differ is the paths: KE$_h$/chord is {min(straightness['w1w2']):.2f}–"
-                 f"{max(straightness['w1w2']):.2f} with W1 ⊕ W2 and {min(straightness['w1']):.2f}–"
-                 f"{max(straightness['w1']):.2f} without the kinetic energy, which leaves the paths undetermined."))
+               f"{disagreement['w1'].mean():.2f}.")
+else:
+    verdict = ("**At this budget uniqueness does not show in the maps**: the W1 ⊕ W2 runs "
+               f"differ by {disagreement['w1w2'].mean():.2f} of the distance travelled, the "
+               f"W1-only runs by {disagreement['w1'].mean():.2f} (ratio {ratio:.2f}). A unique "
+               f"optimum does not make short runs agree: {n_iters_2d} iterations leave both far "
+               "from it, and the points near a boundary between two modes go to either mode in "
+               "either variant.")
+display(Markdown(verdict + " What does differ is the paths: KE$_h$/chord is "
+                 f"{min(straightness['w1w2']):.2f}–{max(straightness['w1w2']):.2f} with "
+                 f"W1 ⊕ W2 and {min(straightness['w1']):.2f}–{max(straightness['w1']):.2f} "
+                 "without the kinetic energy, which leaves the paths undetermined."))
 if not SMOKE:  # the kinetic energy selects straighter paths (1 = straight)
     assert sum(straightness["w1w2"]) < sum(straightness["w1"]), straightness
 
@@ -428,20 +457,24 @@ def phi_concave(y: torch.Tensor) -> torch.Tensor:
     return -L_c * (y**2 + eps_c**2).sqrt()
 
 
-y_end = torch.linspace(-3, 3, 6001, dtype=torch.float64, requires_grad=True)  # end points x(T) of the characteristics
+# end points x(T) of the characteristics
+y_end = torch.linspace(-3, 3, 6001, dtype=torch.float64, requires_grad=True)
 (grad_phi,) = torch.autograd.grad(phi_concave(y_end).sum(), y_end)
 y_end = y_end.detach()
 t_line = torch.linspace(0, T_c, 1001, dtype=torch.float64)
-folded = [t for t in t_line.tolist() if (y_end + (T_c - t) / lam_c * grad_phi).diff().min() <= 0]  # crossed at t
+# the times t at which two characteristics have crossed
+folded = [t for t in t_line.tolist() if (y_end + (T_c - t) / lam_c * grad_phi).diff().min() <= 0]
 t_star_c = T_c - lam_c * eps_c / L_c
-print(f"characteristics cross for t <= {max(folded):.3f}; closed form t* = T - lam eps / L = {t_star_c:.3f}")
+print(f"characteristics cross for t <= {max(folded):.3f}; "
+      f"closed form t* = T - lam eps / L = {t_star_c:.3f}")
 assert abs(max(folded) - t_star_c) < 2e-3
 
 x0_c = torch.linspace(-0.5, 0.5, 100, dtype=torch.float64)  # no grid point at 0
-end_c = ys[(phi_concave(ys)[None, :] + lam_c * (x0_c[:, None] - ys[None, :]) ** 2 / (2 * T_c)).argmin(dim=1)]
+hopf_lax_c = phi_concave(ys)[None, :] + lam_c * (x0_c[:, None] - ys[None, :]) ** 2 / (2 * T_c)
+end_c = ys[hopf_lax_c.argmin(dim=1)]
 y_star_c = ((T_c * L_c / lam_c) ** 2 - eps_c**2) ** 0.5
-print(f"Hopf-Lax end points: up to {end_c[x0_c < 0].max():.3f} from x_0 < 0, from {end_c[x0_c > 0].min():.3f} for "
-      f"x_0 > 0; closed form of the jump: +-{y_star_c:.3f}")
+print(f"Hopf-Lax end points: up to {end_c[x0_c < 0].max():.3f} from x_0 < 0, "
+      f"from {end_c[x0_c > 0].min():.3f} for x_0 > 0; closed form of the jump: +-{y_star_c:.3f}")
 assert end_c[x0_c < 0].max() < -y_star_c + 1e-3 and end_c[x0_c > 0].min() > y_star_c - 1e-3
 
 fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
@@ -449,7 +482,8 @@ for y in torch.linspace(-2.5, 2.5, 41).tolist():
     g = -L_c * y / (y**2 + eps_c**2) ** 0.5
     ax.plot([0, T_c], [y + T_c / lam_c * g, y], c="C3" if abs(y) < y_star_c else "0.6", lw=0.7)
 ax.axvline(t_star_c, c="k", ls=":", lw=1)
-ax.set(xlabel="$t$", ylabel="$x(t)$", title=r"characteristics of $\varphi^\ast=-L\sqrt{y^2+\varepsilon^2}$ ($t^\ast$ dotted)")
+ax.set(xlabel="$t$", ylabel="$x(t)$",
+       title=r"characteristics of $\varphi^\ast=-L\sqrt{y^2+\varepsilon^2}$ ($t^\ast$ dotted)")
 plt.show()
 
 # %%

@@ -124,6 +124,7 @@
 # %%
 import math
 import os
+import textwrap
 import time
 
 import matplotlib.pyplot as plt
@@ -146,17 +147,22 @@ seed = 0
 dataset = "8gaussians"
 dims = [2, 12]
 variants = ["unregularized", "w2", "w1", "w1w2"]
-n_iters = 20 if SMOKE else 1200          # iterations in R^d, d > 2, of the two W1 variants (48), (49)
-n_iters_no_w1 = 5 if SMOKE else 800      # ... of (46), (47): a cap, they are expected to stop earlier
-n_iters_2d = 5 if SMOKE else 400         # iterations of every variant in R^2 (nothing blows up there)
-lr_schedule = "constant"                 # the authors' choice; "cosine" (lecture default) damps the blow-up
+# iterations in R^d, d > 2, of the two W1 variants (48), (49)
+n_iters = 20 if SMOKE else 1200
+# ... of (46), (47): a cap, they are expected to stop earlier
+n_iters_no_w1 = 5 if SMOKE else 800
+# iterations of every variant in R^2 (nothing blows up there)
+n_iters_2d = 5 if SMOKE else 400
+# the authors' choice; "cosine" (lecture default) damps the blow-up
+lr_schedule = "constant"
 n_train = 1_000 if SMOKE else 20_000     # training samples of pi
 n_eval = 128 if SMOKE else 1_000         # samples for W2, noise floor and the path diagnostics
 max_divergence = 1e3                     # FlowConfig.max_divergence: the blow-up detector
 log_every = 10
 h_fine_steps = 40 if SMOKE else 320      # discretisation gap: h = T/5 against h = T/h_fine_steps
-w2_factor_max = 3.0                      # check: W1+W2 in R^12 within this factor of the noise floor
-                                         # (the course's goal is 2; see the check cell)
+# check: W1+W2 in R^12 within this factor of the noise floor (the course's goal is 2; see the
+# check cell)
+w2_factor_max = 3.0
 n_threads = 1   # torch threads: these MLPs are too small to gain from more, and 2 threads on a busy
                 # 2-core machine can be several times slower than 1
 DEFAULTS = parameter_defaults(globals())  # what papermill -p / -y may change, checked below
@@ -180,18 +186,24 @@ check_parameters(globals(), DEFAULTS)  # a wrong type or range fails here, namin
 # %%
 torch.set_num_threads(n_threads)
 torch.manual_seed(seed)
-base = FlowConfig.preset("lecture_toy_paper", seed=seed, max_divergence=max_divergence, log_every=log_every,
-                          lr_schedule=lr_schedule)
-print("lecture defaults:", {k: v for k, v in base.to_dict().items()
-                            if k in ("T", "h", "lam", "L", "gp_weight", "batch_size", "disc_steps", "lr_potential",
-                                     "lr_discriminator", "lr_schedule", "max_divergence")})
-print("authors' repository (7-D/12-D):", {k: v for k, v in FlowConfig.preset("paper_toy_highdim").to_dict().items()
-                            if k in ("lam", "gp_weight", "n_iters", "lr_potential", "lr_discriminator", "lr_schedule")})
-print(f"iterations here: R^2 {n_iters_2d}; R^d, d > 2: {n_iters} (W1 variants), at most {n_iters_no_w1} "
-      f"(variants without W1); smoke mode: {SMOKE}")
+base = FlowConfig.preset("lecture_toy_paper", seed=seed, max_divergence=max_divergence,
+                          log_every=log_every, lr_schedule=lr_schedule)
+shown = ("T", "h", "lam", "L", "gp_weight", "batch_size", "disc_steps", "lr_potential",
+         "lr_discriminator", "lr_schedule", "max_divergence")
+print(textwrap.fill("lecture defaults: "
+                    + str({k: v for k, v in base.to_dict().items() if k in shown}),
+                    width=100, subsequent_indent="  "))
+shown_paper = ("lam", "gp_weight", "n_iters", "lr_potential", "lr_discriminator", "lr_schedule")
+paper_highdim = FlowConfig.preset("paper_toy_highdim").to_dict()
+print(textwrap.fill("authors' repository (7-D/12-D): "
+                    + str({k: v for k, v in paper_highdim.items() if k in shown_paper}),
+                    width=100, subsequent_indent="  "))
+print(f"iterations here: R^2 {n_iters_2d}; R^d, d > 2: {n_iters} (W1 variants), "
+      f"at most {n_iters_no_w1} (variants without W1); smoke mode: {SMOKE}")
 
-data = {d: sample_toy(dataset, n_train, dim=d, seed=seed) for d in dims}          # training set
-test = {d: sample_toy(dataset, n_eval, dim=d, seed=seed + 1000) for d in dims}     # held-out data for W2
+# training set, and held-out data for W2
+data = {d: sample_toy(dataset, n_train, dim=d, seed=seed) for d in dims}
+test = {d: sample_toy(dataset, n_eval, dim=d, seed=seed + 1000) for d in dims}
 floor = {d: metrics.noise_floor(data[d], n_eval, seed=seed) for d in dims}
 for d in dims:
     print(f"R^{d:<2}: {n_train} training samples, W2 noise floor at n={n_eval}: {floor[d]:.4f}")
@@ -218,8 +230,8 @@ print(f"total training time: {time.perf_counter() - t0:.0f} s")
 # %%
 for (d, v), r in runs.items():
     div = np.array(r.history["divergence"])
-    status = (f"STOPPED at iteration {r.diverged_at} ({r.divergence_reason})" if r.diverged_at is not None
-              else f"finished {r.iterations_done} iterations")
+    status = (f"STOPPED at iteration {r.diverged_at} ({r.divergence_reason})"
+              if r.diverged_at is not None else f"finished {r.iterations_done} iterations")
     print(f"R^{d:<2} {v:<14} {status}\n"
           f"     divergence estimate: first {div[0]:.3g}, max {div.max():.3g}, last {div[-1]:.3g}; "
           f"max |grad U-loss| {max(r.history['grad_norm_potential']):.3g}; {r.wall_time:.0f} s")
@@ -238,22 +250,25 @@ def evaluate(r, x0, y, floor_d):
     row = {"dim": x0.shape[1], "variant": c.variant, "iters": r.iterations_done,
            "stopped": r.diverged_at, "xT": xT, "path": path}
     if not torch.isfinite(path).all():
-        row.update(w2=math.nan, ratio=math.nan, off=math.nan, ke=math.nan, ke_ratio=math.nan, straight=math.nan,
-                   gap=math.nan)
+        row.update(w2=math.nan, ratio=math.nan, off=math.nan, ke=math.nan, ke_ratio=math.nan,
+                   straight=math.nan, gap=math.nan)
         return row
-    gap = diagnostics.discretization_gap(r.potential, x0, c.T, c.T / 5, c.lam, h_fine=c.T / h_fine_steps)
+    gap = diagnostics.discretization_gap(r.potential, x0, c.T, c.T / 5, c.lam,
+                                         h_fine=c.T / h_fine_steps)
     ke = float(diagnostics.path_kinetic_energy(path, c.h))
     chord = float(diagnostics.chord_kinetic_energy(path, c.T))
     w2 = metrics.w2_distance(xT, y)
-    row.update(w2=w2, ratio=w2 / floor_d, off=float(metrics.off_manifold_distance(xT).mean()), ke=ke, chord=chord,
-               ke_ratio=ke / chord, straight=diagnostics.straightness(path), gap=gap.relative, gap_obj=gap)
+    row.update(w2=w2, ratio=w2 / floor_d, off=float(metrics.off_manifold_distance(xT).mean()),
+               ke=ke, chord=chord, ke_ratio=ke / chord, straight=diagnostics.straightness(path),
+               gap=gap.relative, gap_obj=gap)
     return row
 
 
 rows, prior_ref = {}, {}
 for d in dims:
     x0 = runs[d, variants[0]].prior(n_eval, seed=seed + 7)   # the same x0 for every variant
-    prior_ref[d] = {"w2": metrics.w2_distance(x0, test[d]), "off": float(metrics.off_manifold_distance(x0).mean())}
+    prior_ref[d] = {"w2": metrics.w2_distance(x0, test[d]),
+                    "off": float(metrics.off_manifold_distance(x0).mean())}
     for v in tqdm(variants, desc=f"evaluate R^{d}", leave=False):
         rows[d, v] = evaluate(runs[d, v], x0, test[d], floor[d])
 
@@ -262,21 +277,24 @@ def fmt(x, spec=".3g"):
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
-lines = ["| $d$ | variant | eq. | iterations | stopped at | $W_2$ | $W_2$/floor | off-plane | $\\mathrm{KE}_h$ "
-         f"| $\\mathrm{{KE}}_h/\\mathrm{{KE}}_{{\\rm chord}}$ | straightness | disc. gap $T/5$ vs $T/{h_fine_steps}$ |",
+lines = ["| $d$ | variant | eq. | iterations | stopped at | $W_2$ | $W_2$/floor | off-plane "
+         "| $\\mathrm{KE}_h$ | $\\mathrm{KE}_h/\\mathrm{KE}_{\\rm chord}$ | straightness "
+         f"| disc. gap $T/5$ vs $T/{h_fine_steps}$ |",
          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 eq = {"unregularized": "(46)", "w2": "(47)", "w1": "(48)", "w1w2": "(49)"}
 for d in dims:
-    lines.append(f"| {d} | prior $\\rho_0$ | | | | {fmt(prior_ref[d]['w2'])} | {fmt(prior_ref[d]['w2'] / floor[d])} "
-                 f"| {fmt(prior_ref[d]['off'])} | | | | |")
+    lines.append(f"| {d} | prior $\\rho_0$ | | | | {fmt(prior_ref[d]['w2'])} "
+                 f"| {fmt(prior_ref[d]['w2'] / floor[d])} | {fmt(prior_ref[d]['off'])} | | | | |")
     for v in variants:
         s = rows[d, v]
-        lines.append(f"| {d} | `{v}` | {eq[v]} | {s['iters']} | {fmt(s['stopped'], 'd')} | {fmt(s['w2'])} "
-                     f"| {fmt(s['ratio'], '.2f')} | {fmt(s['off'])} | {fmt(s['ke'])} | {fmt(s['ke_ratio'], '.3f')} "
+        lines.append(f"| {d} | `{v}` | {eq[v]} | {s['iters']} | {fmt(s['stopped'], 'd')} "
+                     f"| {fmt(s['w2'])} | {fmt(s['ratio'], '.2f')} | {fmt(s['off'])} "
+                     f"| {fmt(s['ke'])} | {fmt(s['ke_ratio'], '.3f')} "
                      f"| {fmt(s['straight'], '.3f')} | {fmt(s['gap'], '.3f')} |")
 table = "\n".join(lines)
+floors = ", ".join(f"$R^{{{d}}}$: {floor[d]:.3f}" for d in dims)
 display(Markdown(f"**Ablation on {dataset}, $n={n_eval}$ evaluation samples, noise floor "
-                 + ", ".join(f"$R^{{{d}}}$: {floor[d]:.3f}" for d in dims) + f"** (smoke mode: {SMOKE})\n\n" + table))
+                 f"{floors}** (smoke mode: {SMOKE})\n\n" + table))
 print(table)  # the same table as plain text (survives any renderer)
 
 # %% [markdown]
@@ -291,12 +309,13 @@ axes = plotting.small_multiples(len(dims) * len(variants), size=3.0, ncols=len(v
 for ax, (d, v) in zip(axes, jobs):
     s = rows[d, v]
     if torch.isfinite(s["xT"]).all():
-        plotting.plot_samples(s["xT"], test[d], ax=ax,
-                              title=f"{v}, $\\mathbb{{R}}^{{{d}}}$: $W_2$/floor {fmt(s['ratio'], '.2f')}")
+        title = f"{v}, $\\mathbb{{R}}^{{{d}}}$: $W_2$/floor {fmt(s['ratio'], '.2f')}"
+        plotting.plot_samples(s["xT"], test[d], ax=ax, title=title)
         ax.set(xlim=(-4, 4), ylim=(-4, 4))
     else:
         ax.set_title(f"{v}, R^{d}: non-finite samples")
-plt.gcf().suptitle(f"{dataset}: generated samples after training (coordinates in the data plane, same units as data)")
+plt.gcf().suptitle(f"{dataset}: generated samples after training "
+                   "(coordinates in the data plane, same units as data)")
 plt.show()
 
 # %% [markdown]
@@ -308,10 +327,11 @@ plt.show()
 # because the DV estimate of a well-trained W1 run fluctuates around small values, sometimes below zero.
 
 # %%
-keys = [("divergence", "DV estimate of the terminal cost"), ("grad_norm_potential", "$|\\nabla_\\theta J_G|$"),
+keys = [("divergence", "DV estimate of the terminal cost"),
+        ("grad_norm_potential", "$|\\nabla_\\theta J_G|$"),
         ("kinetic_energy", "$\\mathrm{KE}_h$ (training batch)")]
-fig, axs = plt.subplots(len(dims), len(keys), figsize=(5.0 * len(keys), 3.4 * len(dims)), squeeze=False,
-                        layout="constrained")
+fig, axs = plt.subplots(len(dims), len(keys), figsize=(5.0 * len(keys), 3.4 * len(dims)),
+                        squeeze=False, layout="constrained")
 for i, d in enumerate(dims):
     for j, (key, label) in enumerate(keys):
         ax = axs[i, j]
@@ -334,7 +354,8 @@ plt.show()
 # %%
 high = [d for d in dims if d > 2]
 if high:
-    fig, axs = plt.subplots(1, len(high), figsize=(5.5 * len(high), 3.6), squeeze=False, layout="constrained")
+    fig, axs = plt.subplots(1, len(high), figsize=(5.5 * len(high), 3.6), squeeze=False,
+                            layout="constrained")
     for ax, d in zip(axs[0], high):
         x0 = rows[d, variants[0]]["path"][0]
         bins = np.logspace(-2.5, 1.5, 50)
@@ -343,9 +364,10 @@ if high:
         for k, v in enumerate(variants):
             x = rows[d, v]["xT"]
             if torch.isfinite(x).all():
-                ax.hist(metrics.off_manifold_distance(x).clamp_min(1e-4).numpy(), bins=bins, histtype="step",
-                        color=f"C{k}", label=v)
-        ax.set(xscale="log", xlabel="distance to the data plane (data units)", ylabel="number of samples",
+                ax.hist(metrics.off_manifold_distance(x).clamp_min(1e-4).numpy(), bins=bins,
+                        histtype="step", color=f"C{k}", label=v)
+        ax.set(xscale="log", xlabel="distance to the data plane (data units)",
+               ylabel="number of samples",
                title=f"off-plane distance of $x_N$, $\\mathbb{{R}}^{{{d}}}$")
         ax.legend(fontsize=8)
     plt.show()
@@ -372,7 +394,8 @@ for ax, v in zip(axes, variants):
     ax.scatter(zc[:, 0], zc[:, 1], s=3, c="C0")
     ax.set(xlim=(-4, 4), ylim=(-4, 4), aspect="equal", xlabel="$z_1$ (data units)", ylabel="$z_2$",
            title=f"{v}: gap {fmt(s['gap'], '.3f')} (relative)")
-plt.gcf().suptitle(f"$x_T$ at $h=T/5$ (dots) vs $h=T/{h_fine_steps}$ (segment ends), $\\mathbb{{R}}^{{{d_show}}}$")
+plt.gcf().suptitle(f"$x_T$ at $h=T/5$ (dots) vs $h=T/{h_fine_steps}$ (segment ends), "
+                   f"$\\mathbb{{R}}^{{{d_show}}}$")
 plt.show()
 
 # %% [markdown]
@@ -394,35 +417,40 @@ plt.show()
 # overflowing after the estimate has blown up (method.md §6 d6); with `logsumexp` the same failure shows as an estimate
 # that keeps climbing, which `max_divergence` catches. And our runs are 20–60× shorter than theirs.
 
-# %%
+# %% tags=["remove-input"]
 def summary(d):
     out = []
     no_w1 = [v for v in ("unregularized", "w2") if (d, v) in runs]
     w1 = [v for v in ("w1", "w1w2") if (d, v) in runs]
+    space = f"$\\mathbb R^{{{d}}}$"
     for v in no_w1:
         r = runs[d, v]
         div = r.history["divergence"]
+        grad_max = max(r.history["grad_norm_potential"])
         if r.diverged_at is not None:
-            out.append(f"- `{v}` in $\\mathbb R^{{{d}}}$ **was stopped at iteration {r.diverged_at}** "
-                       f"({r.divergence_reason}); the last healthy iterations had potential-gradient norms up to "
-                       f"{max(r.history['grad_norm_potential']):.3g}.")
+            out.append(f"- `{v}` in {space} **was stopped at iteration {r.diverged_at}** "
+                       f"({r.divergence_reason}); the last healthy iterations had "
+                       f"potential-gradient norms up to {grad_max:.3g}.")
         else:
             half = div[len(div) // 2]
-            out.append(f"- `{v}` in $\\mathbb R^{{{d}}}$ did **not** reach `max_divergence`={max_divergence:g} in "
-                       f"{r.iterations_done} iterations; its DV estimate went from {div[0]:.3g} to {div[-1]:.3g} "
-                       f"(mid-run {half:.3g}, max {max(div):.3g}), its potential-gradient norm reached "
-                       f"{max(r.history['grad_norm_potential']):.3g}.")
+            out.append(f"- `{v}` in {space} did **not** reach `max_divergence`="
+                       f"{max_divergence:g} in {r.iterations_done} iterations; its DV estimate "
+                       f"went from {div[0]:.3g} to {div[-1]:.3g} (mid-run {half:.3g}, "
+                       f"max {max(div):.3g}), its potential-gradient norm reached {grad_max:.3g}.")
     for v in w1:
         r = runs[d, v]
-        out.append(f"- `{v}` in $\\mathbb R^{{{d}}}$: max DV estimate {max(r.history['divergence']):.3g}, max potential-"
-                   f"gradient norm {max(r.history['grad_norm_potential']):.3g}, "
-                   + ("stopped at " + str(r.diverged_at) if r.diverged_at is not None else "finished") + ".")
+        end = "stopped at " + str(r.diverged_at) if r.diverged_at is not None else "finished"
+        out.append(f"- `{v}` in {space}: max DV estimate {max(r.history['divergence']):.3g}, "
+                   f"max potential-gradient norm {max(r.history['grad_norm_potential']):.3g}, "
+                   f"{end}.")
     s = {v: rows[d, v] for v in variants}
-    if "w1" in s and "w1w2" in s and not math.isnan(s["w1"]["ke"]) and not math.isnan(s["w1w2"]["ke"]):
-        out.append(f"- W1-only vs W1 ⊕ W2: $\\mathrm{{KE}}_h$ {s['w1']['ke']:.3g} vs {s['w1w2']['ke']:.3g}, "
-                   f"KE/chord {s['w1']['ke_ratio']:.3f} vs {s['w1w2']['ke_ratio']:.3f}, discretisation gap "
-                   f"{s['w1']['gap']:.3f} vs {s['w1w2']['gap']:.3f}, $W_2$/floor {s['w1']['ratio']:.2f} vs "
-                   f"{s['w1w2']['ratio']:.2f}.")
+    if ("w1" in s and "w1w2" in s
+            and not math.isnan(s["w1"]["ke"]) and not math.isnan(s["w1w2"]["ke"])):
+        a, b = s["w1"], s["w1w2"]
+        out.append(f"- W1-only vs W1 ⊕ W2: $\\mathrm{{KE}}_h$ {a['ke']:.3g} vs {b['ke']:.3g}, "
+                   f"KE/chord {a['ke_ratio']:.3f} vs {b['ke_ratio']:.3f}, discretisation gap "
+                   f"{a['gap']:.3f} vs {b['gap']:.3f}, $W_2$/floor {a['ratio']:.2f} vs "
+                   f"{b['ratio']:.2f}.")
     return "\n".join(out)
 
 
@@ -449,13 +477,15 @@ display(Markdown("\n\n".join(f"**$\\mathbb R^{{{d}}}$**\n\n" + summary(d) for d 
 #   Euler steps all keep $\mathrm{KE}_h/\mathrm{KE}_{\rm chord}$ above 1, the gap above 0 and the samples off the plane;
 #   notebook 06 looks at the off-plane distance more closely.
 
-# %%
+# %% tags=["remove-input"]
 def reading():
-    """What this run shows, one bullet per point above, generated from `runs` and `rows` (no number typed in)."""
+    """What this run shows, one bullet per point above, generated from `runs` and `rows`
+    (no number typed in)."""
     out = []
     d_hi, d_lo = max(dims), min(dims)
     paper = FlowConfig.preset("paper_toy_highdim")
-    fast = (base.lr_potential / paper.lr_potential, base.lr_discriminator / paper.lr_discriminator)
+    fast = (base.lr_potential / paper.lr_potential,
+            base.lr_discriminator / paper.lr_discriminator)
     if d_hi > 2:
         w1_max = max(max(runs[d_hi, v].history["divergence"]) for v in ("w1", "w1w2"))
         for v in ("unregularized", "w2"):
@@ -463,42 +493,46 @@ def reading():
             div = r.history["divergence"]
             head = (f"**was stopped at iteration {r.diverged_at}**" if r.diverged_at is not None
                     else f"was **not** stopped in {r.iterations_done} iterations")
-            out.append(f"- `{v}` in $\\mathbb R^{{{d_hi}}}$ {head}; its DV estimate went from {div[0]:.3g} to a maximum "
-                       f"of {max(div):.3g} (the two W1 runs: at most {w1_max:.3g}); $W_2$/floor of its last weights "
-                       f"{fmt(row['ratio'], '.2f')} (W1 ⊕ W2: {fmt(rows[d_hi, 'w1w2']['ratio'], '.2f')}).")
-        out.append(f"- Our learning rates are {fast[0]:.0f}× ($U$) and {fast[1]:.0f}× ($\\varphi$) the authors' "
-                   f"(method.md §8).")
+            out.append(f"- `{v}` in $\\mathbb R^{{{d_hi}}}$ {head}; its DV estimate went from "
+                       f"{div[0]:.3g} to a maximum of {max(div):.3g} (the two W1 runs: at most "
+                       f"{w1_max:.3g}); $W_2$/floor of its last weights {fmt(row['ratio'], '.2f')} "
+                       f"(W1 ⊕ W2: {fmt(rows[d_hi, 'w1w2']['ratio'], '.2f')}).")
+        out.append(f"- Our learning rates are {fast[0]:.0f}× ($U$) and {fast[1]:.0f}× "
+                   "($\\varphi$) the authors' (method.md §8).")
     no_ke, ke = ("unregularized", "w1"), ("w2", "w1w2")
     stopped_2d = [v for v in variants if runs[d_lo, v].diverged_at is not None]
     ke_lo = {v: rows[d_lo, v]["ke"] for v in variants}
     gn_lo = {v: max(runs[d_lo, v].history["grad_norm_potential"]) for v in variants}
     finite = all(not math.isnan(ke_lo[v]) for v in variants)
-    out.append(f"- In $\\mathbb R^{{{d_lo}}}$: stopped runs: {', '.join(f'`{v}`' for v in stopped_2d) or 'none'}. "
-               + (f"Without the kinetic term, $\\mathrm{{KE}}_h$ is {', '.join(f'{ke_lo[v]:.3g}' for v in no_ke)} "
-                  f"(`{no_ke[0]}`, `{no_ke[1]}`) against {', '.join(f'{ke_lo[v]:.3g}' for v in ke)} with it "
-                  f"(`{ke[0]}`, `{ke[1]}`): "
-                  + ("every run without it has more kinetic energy than every run with it"
-                     if min(ke_lo[v] for v in no_ke) > max(ke_lo[v] for v in ke) else
-                     "the ordering is mixed in this run")
-                  + f"; the largest potential-gradient norms are "
-                  f"{', '.join(f'`{v}` {gn_lo[v]:.3g}' for v in variants)}." if finite else ""))
+    stopped_text = ", ".join(f"`{v}`" for v in stopped_2d) or "none"
+    ke_text = ""
+    if finite:
+        ordering = ("every run without it has more kinetic energy than every run with it"
+                    if min(ke_lo[v] for v in no_ke) > max(ke_lo[v] for v in ke)
+                    else "the ordering is mixed in this run")
+        ke_text = (f"Without the kinetic term, $\\mathrm{{KE}}_h$ is "
+                   f"{', '.join(f'{ke_lo[v]:.3g}' for v in no_ke)} (`{no_ke[0]}`, `{no_ke[1]}`) "
+                   f"against {', '.join(f'{ke_lo[v]:.3g}' for v in ke)} with it "
+                   f"(`{ke[0]}`, `{ke[1]}`): {ordering}; the largest potential-gradient norms are "
+                   f"{', '.join(f'`{v}` {gn_lo[v]:.3g}' for v in variants)}.")
+    out.append(f"- In $\\mathbb R^{{{d_lo}}}$: stopped runs: {stopped_text}. " + ke_text)
     for d in dims:
         a, b = rows[d, "w1"], rows[d, "w1w2"]
         if math.isnan(a["ke"]) or math.isnan(b["ke"]):
             continue
-        out.append(f"- W1-only vs W1 ⊕ W2 in $\\mathbb R^{{{d}}}$: $W_2$/floor {a['ratio']:.2f} vs {b['ratio']:.2f}; "
-                   f"$\\mathrm{{KE}}_h$ {a['ke']:.3g} vs {b['ke']:.3g} ({a['ke'] / b['ke']:.2g}×); "
-                   f"KE/chord {a['ke_ratio']:.3f} vs {b['ke_ratio']:.3f}; straightness {a['straight']:.3f} vs "
-                   f"{b['straight']:.3f}; gap {a['gap']:.3f} vs {b['gap']:.3f}. W1 ⊕ W2 is "
-                   + ", ".join(f"{'lower' if b[k] < a[k] else 'not lower'} in {label}"
-                               for k, label in (("ke", "KE"), ("ke_ratio", "KE/chord"), ("straight", "straightness"),
-                                                ("gap", "gap")))
-                   + ".")
+        lower = ", ".join(f"{'lower' if b[k] < a[k] else 'not lower'} in {label}"
+                          for k, label in (("ke", "KE"), ("ke_ratio", "KE/chord"),
+                                           ("straight", "straightness"), ("gap", "gap")))
+        out.append(f"- W1-only vs W1 ⊕ W2 in $\\mathbb R^{{{d}}}$: $W_2$/floor {a['ratio']:.2f} vs "
+                   f"{b['ratio']:.2f}; $\\mathrm{{KE}}_h$ {a['ke']:.3g} vs {b['ke']:.3g} "
+                   f"({a['ke'] / b['ke']:.2g}×); KE/chord {a['ke_ratio']:.3f} vs "
+                   f"{b['ke_ratio']:.3f}; straightness {a['straight']:.3f} vs {b['straight']:.3f}; "
+                   f"gap {a['gap']:.3f} vs {b['gap']:.3f}. W1 ⊕ W2 is {lower}.")
     b = rows[d_hi, "w1w2"]
     if not math.isnan(b["ke"]):
-        out.append(f"- W1 ⊕ W2 in $\\mathbb R^{{{d_hi}}}$: KE/chord {b['ke_ratio']:.3f} (1 = straight), gap "
-                   f"{b['gap']:.3f} (0 = invariant), mean off-plane distance {b['off']:.3g} (prior: "
-                   f"{prior_ref[d_hi]['off']:.3g}).")
+        out.append(f"- W1 ⊕ W2 in $\\mathbb R^{{{d_hi}}}$: KE/chord {b['ke_ratio']:.3f} "
+                   f"(1 = straight), gap {b['gap']:.3f} (0 = invariant), mean off-plane distance "
+                   f"{b['off']:.3g} (prior: {prior_ref[d_hi]['off']:.3g}).")
     return "\n".join(out)
 
 
@@ -512,12 +546,15 @@ display(Markdown(f"**What this run shows** (generated; smoke mode: {SMOKE})\n\n"
 # ## 8 Checks
 
 # %%
-# (a) Mathematics: Cauchy-Schwarz KE_h >= KE_chord and the triangle inequality straightness >= 0 for every trained
-#     flow; and the discretisation gap of the table, checked on two flows whose Euler solutions are known in closed
-#     form (same T, coarse step T/5 and fine step T/h_fine_steps as the table):
-#     * U = b.x: constant velocity -b/lambda, a straight constant-speed flow, so the gap must vanish for every h;
-#     * U = c|x|^2/2 (time-independent): x_N = (1 - h c/lambda)^N x_0, so the gap is |q_h - q_fine| |x_0| with
-#       q = (1 - h c/lambda)^(T/h), and relative to the fine displacement |q_fine - 1| |x_0|.
+# (a) Mathematics: Cauchy-Schwarz KE_h >= KE_chord and the triangle inequality straightness >= 0
+#     for every trained flow; and the discretisation gap of the table, checked on two flows whose
+#     Euler solutions are known in closed form (same T, coarse step T/5 and fine step
+#     T/h_fine_steps as the table):
+#     * U = b.x: constant velocity -b/lambda, a straight constant-speed flow, so the gap must
+#       vanish for every h;
+#     * U = c|x|^2/2 (time-independent): x_N = (1 - h c/lambda)^N x_0, so the gap is
+#       |q_h - q_fine| |x_0| with q = (1 - h c/lambda)^(T/h), and relative to the fine
+#       displacement |q_fine - 1| |x_0|.
 for key, s in rows.items():
     if math.isnan(s["ke"]):
         continue
@@ -526,19 +563,23 @@ for key, s in rows.items():
 T_c, lam_c, c_c = base.T, base.lam, 0.2
 x0_c = torch.randn(64, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
 b_c = torch.linspace(-1, 1, 12, dtype=torch.float64)
-lin = diagnostics.discretization_gap(lambda x, t: x @ b_c, x0_c, T_c, T_c / 5, lam_c, h_fine=T_c / h_fine_steps)
-quad = diagnostics.discretization_gap(lambda x, t: 0.5 * c_c * x.pow(2).sum(1), x0_c, T_c, T_c / 5, lam_c,
-                                      h_fine=T_c / h_fine_steps)
+lin = diagnostics.discretization_gap(lambda x, t: x @ b_c, x0_c, T_c, T_c / 5, lam_c,
+                                     h_fine=T_c / h_fine_steps)
+quad = diagnostics.discretization_gap(lambda x, t: 0.5 * c_c * x.pow(2).sum(1), x0_c, T_c,
+                                      T_c / 5, lam_c, h_fine=T_c / h_fine_steps)
 q = {n: (1 - (T_c / n) * c_c / lam_c) ** n for n in (5, h_fine_steps)}
 gap_expected = abs(q[5] - q[h_fine_steps]) * float(x0_c.norm(dim=1).mean())
-print(f"closed forms: linear U gap {lin.mean_distance:.1e} (0); quadratic U gap {quad.mean_distance:.6f} "
-      f"(closed form {gap_expected:.6f}), relative {quad.relative:.6f} "
-      f"(closed form {abs(q[5] - q[h_fine_steps]) / abs(q[h_fine_steps] - 1):.6f})")
+relative_expected = abs(q[5] - q[h_fine_steps]) / abs(q[h_fine_steps] - 1)
+print(f"closed forms: linear U gap {lin.mean_distance:.1e} (0); quadratic U gap "
+      f"{quad.mean_distance:.6f} (closed form {gap_expected:.6f}), relative {quad.relative:.6f} "
+      f"(closed form {relative_expected:.6f})")
 assert lin.mean_distance < 1e-9, lin.mean_distance
-assert abs(quad.mean_distance - gap_expected) < 1e-10 * max(1.0, gap_expected), (quad.mean_distance, gap_expected)
-assert abs(quad.relative - abs(q[5] - q[h_fine_steps]) / abs(q[h_fine_steps] - 1)) < 1e-10, quad.relative
+assert abs(quad.mean_distance - gap_expected) < 1e-10 * max(1.0, gap_expected), (
+    quad.mean_distance, gap_expected)
+assert abs(quad.relative - relative_expected) < 1e-10, quad.relative
 # (b) the noise floor is a W2 between two samples of the same law: positive, and W2(y, y) = 0
-assert all(f > 0 for f in floor.values()) and metrics.w2_distance(test[dims[0]], test[dims[0]]) < 1e-6
+assert all(f > 0 for f in floor.values())
+assert metrics.w2_distance(test[dims[0]], test[dims[0]]) < 1e-6
 # (c) bookkeeping of train(): a stopped run says when and why, and kept its last good weights
 for (d, v), r in runs.items():
     if r.diverged_at is not None:
@@ -548,7 +589,8 @@ for (d, v), r in runs.items():
 print("math and bookkeeping checks passed")
 
 # %%
-# (d) Training quality of the full W1 (+) W2 method (49); looser in smoke mode, where training is a few steps.
+# (d) Training quality of the full W1 (+) W2 method (49); looser in smoke mode, where training is
+#     a few steps.
 d_hi = max(dims)
 s = rows[d_hi, "w1w2"]
 assert torch.isfinite(s["xT"]).all(), "W1+W2 produced non-finite samples"
@@ -557,12 +599,15 @@ if SMOKE:
     # a few steps must already move samples towards the data (prior W2 is several noise floors away)
     assert s["w2"] < prior_ref[d_hi]["w2"], (s["w2"], prior_ref[d_hi]["w2"])
 else:
-    # The course's goal is W2 within 2x the sampling noise floor on 8 gaussians in R^12. With the lecture settings
-    # and 1200 iterations our runs landed between about 1.9x and 2.4x (one seed, small changes of the code or the
-    # schedule move it), so the assert uses a looser factor and the cell says whether the goal was met.
+    # The course's goal is W2 within 2x the sampling noise floor on 8 gaussians in R^12. With the
+    # lecture settings and 1200 iterations our runs landed between about 1.9x and 2.4x (one seed,
+    # small changes of the code or the schedule move it), so the assert uses a looser factor and
+    # the cell says whether the goal was met.
     goal = 2.0
-    print(f"W1+W2 in R^{d_hi}: W2 = {s['w2']:.4f}, noise floor = {floor[d_hi]:.4f}, ratio {s['ratio']:.2f}: "
-          + ("goal (<= 2x) met" if s["ratio"] <= goal else f"goal (<= 2x) NOT met in {s['iters']} iterations"))
+    verdict = ("goal (<= 2x) met" if s["ratio"] <= goal
+               else f"goal (<= 2x) NOT met in {s['iters']} iterations")
+    print(f"W1+W2 in R^{d_hi}: W2 = {s['w2']:.4f}, noise floor = {floor[d_hi]:.4f}, "
+          f"ratio {s['ratio']:.2f}: {verdict}")
     assert s["ratio"] <= w2_factor_max, s["ratio"]
     assert s["off"] < 0.1 * prior_ref[d_hi]["off"], (s["off"], prior_ref[d_hi]["off"])
 print("training-quality checks passed")

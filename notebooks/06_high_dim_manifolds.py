@@ -93,6 +93,7 @@
 # %%
 import math
 import os
+import textwrap
 import time
 
 import matplotlib.pyplot as plt
@@ -105,7 +106,8 @@ from proxflow_edu import metrics
 from proxflow_edu.course import plotting
 from proxflow_edu.data import embedding, project_to_plane, sample_toy
 from proxflow_edu.diagnostics import chord_kinetic_energy, path_kinetic_energy, terminal_error
-from proxflow_edu.diagnostics import discriminator_slope  # |grad phi(x)| per sample: phi's actual local Lipschitz constant
+# |grad phi(x)| per sample: phi's actual local Lipschitz constant
+from proxflow_edu.diagnostics import discriminator_slope
 from proxflow_edu.flow import euler_flow
 from proxflow_edu.config import FlowConfig
 from proxflow_edu.train import train
@@ -117,8 +119,10 @@ seed = 0
 datasets = ["pinwheel", "8gaussians"] if SMOKE else ["pinwheel", "moons", "8gaussians"]
 dims = [12] if SMOKE else [7, 12]
 n_iters = 20 if SMOKE else 300            # iterations of every W1+W2 run of section 3
-n_iters_sweep = 5 if SMOKE else n_iters  # iterations of the sweep (section 4) and of the W1-only controls (section 5)
-lr_schedule = "constant"                  # as in the authors' runs (and notebook 05); the lecture default is "cosine"
+# iterations of the sweep (section 4) and of the W1-only controls (section 5)
+n_iters_sweep = 5 if SMOKE else n_iters
+# as in the authors' runs (and notebook 05); the lecture default is "cosine"
+lr_schedule = "constant"
 n_train = 1_000 if SMOKE else 20_000      # training samples of pi
 n_eval = 128 if SMOKE else 1_000          # samples for W2 / noise floor / distances
 sweep_dataset = "8gaussians"              # the sweep runs in R^{sweep_dim}
@@ -135,13 +139,16 @@ check_parameters(globals(), DEFAULTS)  # a wrong type or range fails here, namin
 # %%
 torch.set_num_threads(n_threads)
 torch.manual_seed(seed)
-# the paper's algorithm at the lecture budget: the course's well-posedness penalties (the defaults, notebook 08) off
+# the paper's algorithm at the lecture budget: the course's well-posedness penalties (the
+# defaults, notebook 08) off
 base = FlowConfig.preset("lecture_toy_paper", seed=seed, log_every=10, lr_schedule=lr_schedule)
-print("settings used here:", {k: v for k, v in base.to_dict().items() if k in
-      ("T", "h", "lam", "L", "gp_weight", "batch_size", "disc_steps", "lr_potential", "lr_discriminator",
-       "lr_schedule")})
-print(f"{n_iters} iterations per run in section 3, {n_iters_sweep} in sections 4-5; the authors' toy runs used "
-      f"{FlowConfig.preset('paper_toy_highdim').n_iters} (smoke mode: {SMOKE})")
+shown = ("T", "h", "lam", "L", "gp_weight", "batch_size", "disc_steps", "lr_potential",
+         "lr_discriminator", "lr_schedule")
+print(textwrap.fill("settings used here: "
+                    + str({k: v for k, v in base.to_dict().items() if k in shown}),
+                    width=100, subsequent_indent="  "))
+print(f"{n_iters} iterations per run in section 3, {n_iters_sweep} in sections 4-5; the authors' "
+      f"toy runs used {FlowConfig.preset('paper_toy_highdim').n_iters} (smoke mode: {SMOKE})")
 
 data, test, floor = {}, {}, {}
 for name in datasets + ([sweep_dataset] if sweep_dataset not in datasets else []):
@@ -162,19 +169,21 @@ for ax, name in zip(axes, datasets):
     y = test[name, d]
     z = project_to_plane(y)
     ax.scatter(z[:, 0], z[:, 1], s=3, c="0.4")
-    ax.set(title=f"{name} in $\\mathbb{{R}}^{{{d}}}$, projected", xlabel="$z_1=(B^\\top x)_1$ (data units)",
-           ylabel="$z_2$", aspect="equal", xlim=(-4, 4), ylim=(-4, 4))
+    ax.set(title=f"{name} in $\\mathbb{{R}}^{{{d}}}$, projected",
+           xlabel="$z_1=(B^\\top x)_1$ (data units)", ylabel="$z_2$", aspect="equal",
+           xlim=(-4, 4), ylim=(-4, 4))
 k = d - 2
 chi_mean = math.sqrt(2) * math.exp(math.lgamma((k + 1) / 2) - math.lgamma(k / 2))
 off0 = metrics.off_manifold_distance(x0)
 axes[-1].hist(off0.numpy(), bins=40, color="0.6")
 axes[-1].axvline(chi_mean, c="C3", label=f"$\\chi_{{{k}}}$ mean {chi_mean:.2f}")
-axes[-1].set(title=f"prior: distance off the plane, $\\mathbb{{R}}^{{{d}}}$", xlabel="dist$(x_0,P)$ (data units)",
-             ylabel="number of samples")
+axes[-1].set(title=f"prior: distance off the plane, $\\mathbb{{R}}^{{{d}}}$",
+             xlabel="dist$(x_0,P)$ (data units)", ylabel="number of samples")
 axes[-1].legend(fontsize=8)
 plt.show()
-print(f"off-plane distance of the data: max {max(metrics.off_manifold_distance(test[n, d]).max() for n in datasets):.2e}"
-      f"; of the prior: mean {off0.mean():.3f} (chi_{k} mean {chi_mean:.3f})")
+off_data = max(metrics.off_manifold_distance(test[n, d]).max() for n in datasets)
+print(f"off-plane distance of the data: max {off_data:.2e}; "
+      f"of the prior: mean {off0.mean():.3f} (chi_{k} mean {chi_mean:.3f})")
 
 # %% [markdown]
 # ## 3 W1 ⊕ W2 on three manifolds in two dimensions
@@ -187,7 +196,8 @@ print(f"off-plane distance of the data: max {max(metrics.off_manifold_distance(t
 
 # %%
 def evaluate(r, x0, name, d):
-    """Samples, fit, off-plane distance, displacement, energies and the three premises of the speed limit (§2)."""
+    """Samples, fit, off-plane distance, displacement, energies and the three premises of the
+    speed limit (§2)."""
     c = r.config
     flow = euler_flow(r.potential, x0, c.T, c.h, c.lam, keep_path=True)
     xT, path = flow.final, flow.states
@@ -203,7 +213,8 @@ def evaluate(r, x0, name, d):
             "ke": ke, "ke_ratio": ke / float(chord_kinetic_energy(path, c.T)) if ok else nan,
             # premise 3: phi's measured slope, and the limit T |grad phi| / lambda it imposes
             "slope": float(discriminator_slope(r.discriminator, xT).mean()) if ok else nan,
-            # premise 1: how far a particle would travel in time T at the speed of its last Euler step, |v_{N-1}|
+            # premise 1: how far a particle would travel in time T at the speed of its last Euler
+            # step, |v_{N-1}|
             "final_speed_disp": float(c.T * flow.velocities[-1].norm(dim=1).mean()) if ok else nan,
             # premise 2: the terminal condition (21), R_T (44)
             "R_T": terminal_error(r.potential, r.discriminator, xT, c.T) if ok else nan,
@@ -215,7 +226,8 @@ prior_x0 = {d: torch.randn(n_eval, d, generator=torch.Generator().manual_seed(se
 runs, evals = {}, {}
 t0 = time.perf_counter()
 for name, d in tqdm([(n, d) for d in dims for n in datasets], desc="W1+W2 runs"):
-    runs[name, d] = train(base.replace(variant="w1w2", n_iters=n_iters), data[name, d], progress=True)
+    runs[name, d] = train(base.replace(variant="w1w2", n_iters=n_iters), data[name, d],
+                          progress=True)
     evals[name, d] = evaluate(runs[name, d], prior_x0[d], name, d)
 print(f"training + evaluation: {time.perf_counter() - t0:.0f} s")
 
@@ -229,12 +241,14 @@ for ax, (name, d) in zip(axes, [(n, d) for d in dims for n in datasets]):
 plt.gcf().suptitle("W1 ⊕ W2: generated samples projected on the data plane (data units)")
 plt.show()
 
-lines = ["| data | $d$ | $W_2$ | noise floor | $W_2$/floor | prior $W_2$ | off-plane, prior → $x_N$ | mean displacement | stopped |",
+lines = ["| data | $d$ | $W_2$ | noise floor | $W_2$/floor | prior $W_2$ "
+         "| off-plane, prior → $x_N$ | mean displacement | stopped |",
          "|---|---|---|---|---|---|---|---|---|"]
 for (name, d), e in evals.items():
+    stopped = e["stopped"] if e["stopped"] is not None else "–"
     lines.append(f"| {name} | {d} | {e['w2']:.3f} | {floor[name, d]:.3f} | {e['ratio']:.2f} "
-                 f"| {metrics.w2_distance(prior_x0[d], test[name, d]):.3f} | {e['off_t'][0]:.3f} → {e['off']:.4f} "
-                 f"| {e['disp']:.3f} | {e['stopped'] if e['stopped'] is not None else '–'} |")
+                 f"| {metrics.w2_distance(prior_x0[d], test[name, d]):.3f} "
+                 f"| {e['off_t'][0]:.3f} → {e['off']:.4f} | {e['disp']:.3f} | {stopped} |")
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
@@ -248,7 +262,8 @@ display(Markdown("\n".join(lines)))
 # means the particles do not move along straight lines at constant speed.
 
 # %%
-fig, axs = plt.subplots(1, len(dims), figsize=(5.2 * len(dims), 3.6), squeeze=False, layout="constrained")
+fig, axs = plt.subplots(1, len(dims), figsize=(5.2 * len(dims), 3.6), squeeze=False,
+                        layout="constrained")
 for ax, d in zip(axs[0], dims):
     T, h = base.T, base.h
     ts = np.arange(round(T / h) + 1) * h
@@ -256,8 +271,8 @@ for ax, d in zip(axs[0], dims):
         e = evals[name, d]
         ax.plot(ts, e["off_t"], "o-", c=f"C{k_}", label=name)
         a_, b_ = e["off_t"][0], e["off_t"][-1]
-        ax.fill_between(ts, (1 - ts / T) * a_ - ts / T * b_, (1 - ts / T) * a_ + ts / T * b_, color=f"C{k_}",
-                        alpha=0.12, lw=0)
+        ax.fill_between(ts, (1 - ts / T) * a_ - ts / T * b_, (1 - ts / T) * a_ + ts / T * b_,
+                        color=f"C{k_}", alpha=0.12, lw=0)
     start = evals[datasets[0], d]["off_t"][0]
     ax.plot(ts, start * (1 - ts / T), "k--", lw=0.8, label="straight line to the plane")
     ax.set(xlabel="flow time $t_n$", ylabel="mean dist$(x_n,P)$ (data units)", yscale="linear",
@@ -265,8 +280,9 @@ for ax, d in zip(axs[0], dims):
     ax.legend(fontsize=8)
 plt.show()
 name_tr = datasets[0]
-ax = plotting.plot_trajectories(evals[name_tr, dims[-1]]["path"], test[name_tr, dims[-1]],
-                                title=f"{name_tr}, $\\mathbb{{R}}^{{{dims[-1]}}}$: paths projected on the plane")
+ax = plotting.plot_trajectories(
+    evals[name_tr, dims[-1]]["path"], test[name_tr, dims[-1]],
+    title=f"{name_tr}, $\\mathbb{{R}}^{{{dims[-1]}}}$: paths projected on the plane")
 ax.set(xlabel="$z_1$ (data units)", ylabel="$z_2$ (data units)")
 plt.show()
 
@@ -286,7 +302,8 @@ for lam in tqdm(lams, desc="lambda"):
         if key in runs and lam == base.lam and L == base.L and n_iters_sweep == n_iters:
             r = runs[key]  # the same run as in section 3
         else:
-            r = train(base.replace(variant="w1w2", lam=lam, L=L, n_iters=n_iters_sweep), data[key], progress=True)
+            r = train(base.replace(variant="w1w2", lam=lam, L=L, n_iters=n_iters_sweep), data[key],
+                      progress=True)
         sweep[lam, L] = (r, evaluate(r, prior_x0[sweep_dim], sweep_dataset, sweep_dim))
 w2_prior = metrics.w2_distance(prior_x0[sweep_dim], test[sweep_dataset, sweep_dim])
 print(f"W2(prior, data) = {w2_prior:.3f} in R^{sweep_dim} ({sweep_dataset}); noise floor "
@@ -302,19 +319,21 @@ for ax, (q, label) in zip(axs.flat, quantities):
     im = ax.imshow(np.log10(grid), cmap="viridis", origin="lower")
     for i, lam in enumerate(lams):
         for j, L in enumerate(Ls):
-            extra = {"disp": f"\n$TL/\\lambda$={base.T * L / lam:.3g}", "slope": f"\n($L$={L:g})"}.get(q, "")
+            extra = {"disp": f"\n$TL/\\lambda$={base.T * L / lam:.3g}",
+                     "slope": f"\n($L$={L:g})"}.get(q, "")
             ax.text(j, i, f"{grid[i, j]:.3g}{extra}", ha="center", va="center", fontsize=8,
                     bbox=dict(boxstyle="round", fc="w", ec="none", alpha=0.8))
     ax.set(xticks=range(len(Ls)), xticklabels=[f"{L:g}" for L in Ls], yticks=range(len(lams)),
-           yticklabels=[f"{lam:g}" for lam in lams], xlabel="Lipschitz bound $L$", ylabel="$\\lambda$",
-           title=label + " (colour: log$_{10}$)")
+           yticklabels=[f"{lam:g}" for lam in lams], xlabel="Lipschitz bound $L$",
+           ylabel="$\\lambda$", title=label + " (colour: log$_{10}$)")
     fig.colorbar(im, ax=ax, shrink=0.8)
 ax = axs.flat[len(quantities)]
 for lam, mk in zip(lams, "os^"):
     cap = [base.T * L / lam for L in Ls]
-    ax.plot(cap, [sweep[lam, L][1]["disp"] for L in Ls], mk + "-", label=f"mean, $\\lambda$={lam:g}")
-    ax.plot(cap, [sweep[lam, L][1]["disp_max"] for L in Ls], mk + ":", c=ax.lines[-1].get_color(), alpha=0.6,
-            label=f"max, $\\lambda$={lam:g}")
+    ax.plot(cap, [sweep[lam, L][1]["disp"] for L in Ls], mk + "-",
+            label=f"mean, $\\lambda$={lam:g}")
+    ax.plot(cap, [sweep[lam, L][1]["disp_max"] for L in Ls], mk + ":",
+            c=ax.lines[-1].get_color(), alpha=0.6, label=f"max, $\\lambda$={lam:g}")
 caps = [base.T * L / lam for lam in lams for L in Ls]
 lim = [min(caps) * 0.7, max(caps) * 1.4]
 ax.plot(lim, lim, "k--", lw=0.8, label="$|x_T-x_0| = TL/\\lambda$")
@@ -322,8 +341,9 @@ ax.axhline(w2_prior, c="C3", lw=0.8, label="$W_2(\\rho_0,\\pi)$")
 ax.set(xscale="log", yscale="log", xlabel="speed limit $TL/\\lambda$ (data units)",
        ylabel="displacement $|x_T-x_0|$ (data units)", title="distance travelled vs the MFG bound")
 ax.legend(fontsize=7)
-fig.suptitle(f"sweep on {sweep_dataset} in $\\mathbb{{R}}^{{{sweep_dim}}}$, {n_iters_sweep} iterations each; "
-             f"$W_2(\\rho_0,\\pi)$ = {w2_prior:.2f}, noise floor {floor[sweep_dataset, sweep_dim]:.3f}")
+fig.suptitle(f"sweep on {sweep_dataset} in $\\mathbb{{R}}^{{{sweep_dim}}}$, "
+             f"{n_iters_sweep} iterations each; $W_2(\\rho_0,\\pi)$ = {w2_prior:.2f}, "
+             f"noise floor {floor[sweep_dataset, sweep_dim]:.3f}")
 plt.show()
 
 axes = plotting.small_multiples(len(lams) * len(Ls), size=2.9, ncols=len(Ls))
@@ -339,67 +359,81 @@ plt.show()
 # %%
 rows = ["| $\\lambda$ | $L$ | limit $TL/\\lambda$ | mean (max) $\\lvert x_T-x_0\\rvert$ "
         "| 1: $T\\lvert v_{N-1}\\rvert$ | 1: $\\mathrm{KE}_h/\\mathrm{KE}_{\\rm chord}$ "
-        "| 2: $R_T$ (44) | 3: slope $\\lvert\\nabla\\varphi(x_T)\\rvert$ | 3: $T\\lvert\\nabla\\varphi\\rvert/\\lambda$ "
-        "| $W_2$/floor | off-plane | $\\mathrm{KE}_h$ |", "|" + "---|" * 12]
+        "| 2: $R_T$ (44) | 3: slope $\\lvert\\nabla\\varphi(x_T)\\rvert$ "
+        "| 3: $T\\lvert\\nabla\\varphi\\rvert/\\lambda$ | $W_2$/floor | off-plane "
+        "| $\\mathrm{KE}_h$ |", "|" + "---|" * 12]
 for lam in lams:
     for L in Ls:
         r, e = sweep[lam, L]
-        rows.append(f"| {lam:g} | {L:g} | {base.T * L / lam:.3g} | {e['disp']:.2f} ({e['disp_max']:.2f}) "
+        rows.append(f"| {lam:g} | {L:g} | {base.T * L / lam:.3g} "
+                    f"| {e['disp']:.2f} ({e['disp_max']:.2f}) "
                     f"| {e['final_speed_disp']:.2f} | {e['ke_ratio']:.2f} | {e['R_T']:.2f} "
-                    f"| {e['slope']:.2f} ({e['slope'] / L:.2g} $L$) | {base.T * e['slope'] / lam:.3g} "
-                    f"| {e['ratio']:.2f} | {e['off']:.3f} | {e['ke']:.3g} |"
+                    f"| {e['slope']:.2f} ({e['slope'] / L:.2g} $L$) "
+                    f"| {base.T * e['slope'] / lam:.3g} | {e['ratio']:.2f} | {e['off']:.3f} "
+                    f"| {e['ke']:.3g} |"
                     + (f" stopped at {r.diverged_at}" if r.diverged_at is not None else ""))
-display(Markdown(f"**Sweep on {sweep_dataset} in $\\mathbb R^{{{sweep_dim}}}$**, {n_iters_sweep} iterations per cell, "
-                 f"$n={n_eval}$ samples; $W_2(\\rho_0,\\pi)$ = {w2_prior:.3f}. The columns 1–3 are the premises of "
-                 f"§2: constant velocity, terminal condition (21), Lipschitz bound.\n\n" + "\n".join(rows)))
+display(Markdown(f"**Sweep on {sweep_dataset} in $\\mathbb R^{{{sweep_dim}}}$**, "
+                 f"{n_iters_sweep} iterations per cell, $n={n_eval}$ samples; "
+                 f"$W_2(\\rho_0,\\pi)$ = {w2_prior:.3f}. The columns 1–3 are the premises of §2: "
+                 "constant velocity, terminal condition (21), Lipschitz bound.\n\n"
+                 + "\n".join(rows)))
 
 
 def sweep_reading():
-    """The reading of the sweep, generated from the numbers above (nothing in it is typed in by hand)."""
+    """The reading of the sweep, generated from the numbers above (nothing typed in by hand)."""
     cells = [(lam, L) for lam in lams for L in Ls]
     ev = {k: sweep[k][1] for k in cells}
     cap = {k: base.T * k[1] / k[0] for k in cells}
     over = [k for k in cells if ev[k]["disp"] > cap[k]]
     fmt_cells = lambda ks: ", ".join(f"($\\lambda$={a:g}, $L$={b:g})" for a, b in ks) or "none"
-    out = [f"- **Mean displacement above the limit $TL/\\lambda$:** {len(over)} of {len(cells)} cells "
+    out = [f"- **Mean displacement above the limit $TL/\\lambda$:** {len(over)} of {len(cells)} "
+           "cells "
            f"({fmt_cells(over)})."]
-    off_speed = [k for k in cells if abs(ev[k]["final_speed_disp"] - ev[k]["disp"]) > 0.2 * ev[k]["disp"]]
+    off_speed = [k for k in cells
+                 if abs(ev[k]["final_speed_disp"] - ev[k]["disp"]) > 0.2 * ev[k]["disp"]]
     slower = [k for k in off_speed if ev[k]["final_speed_disp"] < ev[k]["disp"]]
-    out.append(f"- **Premise 1 (constant velocity):** in {len(off_speed)} of {len(cells)} cells the displacement and "
-               f"$T|v_{{N-1}}|$ differ by more than 20 % (in {len(slower)} of them the last step is the slower: the "
-               f"particles decelerate); $\\mathrm{{KE}}_h/\\mathrm{{KE}}_{{\\rm chord}}$ ranges from "
-               f"{min(ev[k]['ke_ratio'] for k in cells):.2f} to {max(ev[k]['ke_ratio'] for k in cells):.2f} (1 = "
-               f"constant velocity).")
+    ke_ratios = [ev[k]["ke_ratio"] for k in cells]
+    out.append(f"- **Premise 1 (constant velocity):** in {len(off_speed)} of {len(cells)} cells "
+               f"the displacement and $T|v_{{N-1}}|$ differ by more than 20 % "
+               f"(in {len(slower)} of them the last step is the slower: the particles decelerate); "
+               "$\\mathrm{KE}_h/\\mathrm{KE}_{\\rm chord}$ ranges from "
+               f"{min(ke_ratios):.2f} to {max(ke_ratios):.2f} (1 = constant velocity).")
     rel_rt = {k: ev[k]["R_T"] / ev[k]["slope"] for k in cells}
-    out.append(f"- **Premise 2 (terminal condition):** $R_T$ is {min(rel_rt.values()):.2f}–{max(rel_rt.values()):.2f} "
-               f"times the mean slope $|\\nabla\\varphi(x_T)|$ (0 if $\\nabla U(\\cdot,T)=\\nabla\\varphi$), so "
-               + ("the network's $\\nabla U(\\cdot,T)$ does not carry the discriminator's gradient in any cell."
-                  if min(rel_rt.values()) > 0.5 else "the terminal condition holds only roughly."))
+    verdict = ("the network's $\\nabla U(\\cdot,T)$ does not carry the discriminator's gradient "
+               "in any cell." if min(rel_rt.values()) > 0.5
+               else "the terminal condition holds only roughly.")
+    out.append(f"- **Premise 2 (terminal condition):** $R_T$ is {min(rel_rt.values()):.2f}–"
+               f"{max(rel_rt.values()):.2f} times the mean slope $|\\nabla\\varphi(x_T)|$ "
+               "(0 if $\\nabla U(\\cdot,T)=\\nabla\\varphi$), so " + verdict)
     steep = [k for k in cells if ev[k]["slope"] > k[1]]
     steepest = max(cells, key=lambda k: ev[k]["slope"] / k[1])
-    out.append(f"- **Premise 3 (Lipschitz bound):** the measured slope exceeds $L$ in {len(steep)} of {len(cells)} "
-               f"cells; the largest is {ev[steepest]['slope'] / steepest[1]:.2g} $L$ (cell {fmt_cells([steepest])}).")
+    out.append(f"- **Premise 3 (Lipschitz bound):** the measured slope exceeds $L$ in {len(steep)} "
+               f"of {len(cells)} cells; the largest is "
+               f"{ev[steepest]['slope'] / steepest[1]:.2g} $L$ (cell {fmt_cells([steepest])}).")
     if over:
         causes = []
         for k in over:
             why = [n for n, bad in (("1", k in off_speed),
                                     ("2", rel_rt[k] > 0.5), ("3", ev[k]["slope"] > k[1])) if bad]
-            causes.append(f"{fmt_cells([k])}: premise{'s' if len(why) > 1 else ''} {', '.join(why) or '(none)'}")
-        out.append("- **Where the limit is broken, which premises fail:** " + "; ".join(causes) + ". The soft "
-                   "penalty is only one of the reasons: a flow that decelerates (premise 1) or whose $\\nabla U(\\cdot,T)$ "
-                   "ignores $\\varphi$ (premise 2) is not bound by $L$ at all.")
+            causes.append(f"{fmt_cells([k])}: premise{'s' if len(why) > 1 else ''} "
+                          f"{', '.join(why) or '(none)'}")
+        out.append("- **Where the limit is broken, which premises fail:** " + "; ".join(causes)
+                   + ". The soft penalty is only one of the reasons: a flow that decelerates "
+                   "(premise 1) or whose $\\nabla U(\\cdot,T)$ ignores $\\varphi$ (premise 2) is "
+                   "not bound by $L$ at all.")
     for L in Ls:
         kes = [ev[lam, L]["ke"] for lam in lams]
         w2s = [ev[lam, L]["ratio"] for lam in lams]
-        out.append(f"- $L$ = {L:g}: as $\\lambda$ grows from {lams[0]:g} to {lams[-1]:g}, $\\mathrm{{KE}}_h$ goes "
-                   + " → ".join(f"{x:.3g}" for x in kes) + " and $W_2$/floor " + " → ".join(f"{x:.2f}" for x in w2s)
-                   + ".")
+        out.append(f"- $L$ = {L:g}: as $\\lambda$ grows from {lams[0]:g} to {lams[-1]:g}, "
+                   "$\\mathrm{KE}_h$ goes " + " → ".join(f"{x:.3g}" for x in kes)
+                   + " and $W_2$/floor " + " → ".join(f"{x:.2f}" for x in w2s) + ".")
     best = min(cells, key=lambda k: ev[k]["ratio"])
     paper_cell = (0.1, 1.0)
     if paper_cell in ev:
         rank = sorted(cells, key=lambda k: ev[k]["ratio"]).index(paper_cell) + 1
-        out.append(f"- The authors' cell ($\\lambda$=0.1, $L$=1) ranks {rank} of {len(cells)} in $W_2$/floor "
-                   f"({ev[paper_cell]['ratio']:.2f}); the best is {fmt_cells([best])} ({ev[best]['ratio']:.2f}).")
+        out.append(f"- The authors' cell ($\\lambda$=0.1, $L$=1) ranks {rank} of {len(cells)} in "
+                   f"$W_2$/floor ({ev[paper_cell]['ratio']:.2f}); the best is {fmt_cells([best])} "
+                   f"({ev[best]['ratio']:.2f}).")
     return "\n".join(out)
 
 
@@ -430,29 +464,34 @@ display(Markdown("**Reading the sweep (generated from the table).**\n\n" + sweep
 L_ctrl = base.L if base.L in Ls else Ls[0]
 control = {}
 for lam in tqdm(lams, desc="W1-only controls"):
-    r = train(base.replace(variant="w1", lam=lam, L=L_ctrl, n_iters=n_iters_sweep), data[sweep_dataset, sweep_dim],
-              progress=True)
+    r = train(base.replace(variant="w1", lam=lam, L=L_ctrl, n_iters=n_iters_sweep),
+              data[sweep_dataset, sweep_dim], progress=True)
     control[lam] = (r, evaluate(r, prior_x0[sweep_dim], sweep_dataset, sweep_dim))
-rows = ["| $\\lambda$ | $\\mathrm{KE}_h$ W1⊕W2 | $\\mathrm{KE}_h$ W1 only | ratio | $\\mathrm{KE}_h/\\mathrm{KE}_{\\rm chord}$ "
-        "W1⊕W2 | W1 only | mean $\\lvert x_T-x_0\\rvert$ W1⊕W2 | W1 only | $W_2$/floor W1⊕W2 | W1 only |",
+rows = ["| $\\lambda$ | $\\mathrm{KE}_h$ W1⊕W2 | $\\mathrm{KE}_h$ W1 only | ratio "
+        "| $\\mathrm{KE}_h/\\mathrm{KE}_{\\rm chord}$ W1⊕W2 | W1 only "
+        "| mean $\\lvert x_T-x_0\\rvert$ W1⊕W2 | W1 only | $W_2$/floor W1⊕W2 | W1 only |",
         "|" + "---|" * 10]
 for lam in lams:
     a, b = sweep[lam, L_ctrl][1], control[lam][1]
-    rows.append(f"| {lam:g} | {a['ke']:.3g} | {b['ke']:.3g} | {a['ke'] / b['ke']:.2f} | {a['ke_ratio']:.2f} "
-                f"| {b['ke_ratio']:.2f} | {a['disp']:.2f} | {b['disp']:.2f} | {a['ratio']:.2f} | {b['ratio']:.2f} |")
+    rows.append(f"| {lam:g} | {a['ke']:.3g} | {b['ke']:.3g} | {a['ke'] / b['ke']:.2f} "
+                f"| {a['ke_ratio']:.2f} | {b['ke_ratio']:.2f} | {a['disp']:.2f} | {b['disp']:.2f} "
+                f"| {a['ratio']:.2f} | {b['ratio']:.2f} |")
 ke_ratio_at = {lam: sweep[lam, L_ctrl][1]["ke"] / control[lam][1]["ke"] for lam in lams}
 w1_ke = [control[lam][1]["ke"] for lam in lams]
+w1_reading = ("it also decreases, so a falling $\\mathrm{KE}_h$ across $\\lambda$ is not by itself "
+              "evidence of the W2 proximal." if all(x > y for x, y in zip(w1_ke, w1_ke[1:])) else
+              "it does not decrease monotonically, so here the $1/\\lambda$ of the initial "
+              "velocity does not survive training; the W2 proximal is the ratio column.")
 display(Markdown(
-    f"**W1 ⊕ W2 against W1 only at the same $\\lambda$** ($L$ = {L_ctrl:g}, {n_iters_sweep} iterations, same seed)\n\n"
+    f"**W1 ⊕ W2 against W1 only at the same $\\lambda$** ($L$ = {L_ctrl:g}, "
+    f"{n_iters_sweep} iterations, same seed)\n\n"
     + "\n".join(rows) + "\n\n"
-    f"- At the same $\\lambda$, the kinetic term leaves W1 ⊕ W2 with {min(ke_ratio_at.values()):.2f}–"
-    f"{max(ke_ratio_at.values()):.2f} times the kinetic energy of W1 only: that factor is the W2 proximal.\n"
-    f"- W1 only, without any kinetic term, goes " + " → ".join(f"{x:.3g}" for x in w1_ke)
+    f"- At the same $\\lambda$, the kinetic term leaves W1 ⊕ W2 with "
+    f"{min(ke_ratio_at.values()):.2f}–{max(ke_ratio_at.values()):.2f} times the kinetic energy of "
+    "W1 only: that factor is the W2 proximal.\n"
+    "- W1 only, without any kinetic term, goes " + " → ".join(f"{x:.3g}" for x in w1_ke)
     + f" in $\\mathrm{{KE}}_h$ as $\\lambda$ grows from {lams[0]:g} to {lams[-1]:g}: "
-    + ("it also decreases, so a falling $\\mathrm{KE}_h$ across $\\lambda$ is not by itself evidence of the W2 proximal."
-       if all(x > y for x, y in zip(w1_ke, w1_ke[1:])) else
-       "it does not decrease monotonically, so here the $1/\\lambda$ of the initial velocity does not survive "
-       "training; the W2 proximal is the ratio column.")))
+    + w1_reading))
 
 # %% [markdown]
 # ### Check: the W2 proximal at fixed $\lambda$
@@ -467,15 +506,17 @@ for lam in lams:
     a, b = sweep[lam, L_ctrl][1], control[lam][1]
     assert a["ke"] < 0.8 * b["ke"], ("W2 proximal: KE_h of W1+W2 vs W1 only", lam, a["ke"], b["ke"])
     if not SMOKE:
-        assert a["ke_ratio"] < b["ke_ratio"], ("W2 proximal: KE/chord", lam, a["ke_ratio"], b["ke_ratio"])
+        assert a["ke_ratio"] < b["ke_ratio"], ("W2 proximal: KE/chord", lam, a["ke_ratio"],
+                                               b["ke_ratio"])
 print("W2-proximal check passed")
 
 # %% [markdown]
 # ## 6 Checks
 
 # %%
-# (a) Geometry, exact: B has orthonormal columns, projection inverts the embedding on the plane, data lie on the plane,
-#     and the prior's off-plane distance has the chi_{d-2} mean (within 4 standard errors).
+# (a) Geometry, exact: B has orthonormal columns, projection inverts the embedding on the plane,
+#     data lie on the plane, and the prior's off-plane distance has the chi_{d-2} mean (within 4
+#     standard errors).
 for d in sorted(set(dims + [sweep_dim])):
     B = embedding(d)
     assert torch.allclose(B.T @ B, torch.eye(2), atol=1e-6)
@@ -487,20 +528,23 @@ for d in sorted(set(dims + [sweep_dim])):
     chi_mean = math.sqrt(2) * math.exp(math.lgamma((k + 1) / 2) - math.lgamma(k / 2))
     chi_sd = math.sqrt(k - chi_mean**2)
     off = metrics.off_manifold_distance(prior_x0[d])
-    assert abs(off.mean() - chi_mean) < 4 * chi_sd / math.sqrt(len(off)), (d, float(off.mean()), chi_mean)
+    assert abs(off.mean() - chi_mean) < 4 * chi_sd / math.sqrt(len(off)), (d, float(off.mean()),
+                                                                           chi_mean)
 print("geometry checks passed")
 
 # %%
-# (b) Learning: every W1+W2 run is finite and brings samples towards the data plane. Smoke mode (20 iterations):
-#     at least 10 % of the prior's off-plane distance removed. Default: 90 % removed and W2 at most half the prior's
-#     (seed 0, 300 iterations: 2.8x-5.0x closer; the 7-D prior starts closer to the data, so its factors are the smaller).
+# (b) Learning: every W1+W2 run is finite and brings samples towards the data plane. Smoke mode
+#     (20 iterations): at least 10 % of the prior's off-plane distance removed. Default: 90 %
+#     removed and W2 at most half the prior's (seed 0, 300 iterations: 2.8x-5.0x closer; the 7-D
+#     prior starts closer to the data, so its factors are the smaller).
 for (name, d), e in evals.items():
     assert e["finite"] and runs[name, d].diverged_at is None, (name, d, e["reason"])
     assert e["off"] < 0.9 * e["off_t"][0], (name, d, e["off"], e["off_t"][0])
     if not SMOKE:
         w2_0 = metrics.w2_distance(prior_x0[d], test[name, d])
-        assert e["w2"] < w2_0 / 2, (name, d, e["w2"], w2_0)                        # >= 2x closer than the prior
-        assert e["off"] < 0.1 * e["off_t"][0], (name, d, e["off"], e["off_t"][0])  # >= 90 % of the distance removed
+        # >= 2x closer than the prior, and >= 90 % of the off-plane distance removed
+        assert e["w2"] < w2_0 / 2, (name, d, e["w2"], w2_0)
+        assert e["off"] < 0.1 * e["off_t"][0], (name, d, e["off"], e["off_t"][0])
 print("learning checks passed")
 
 # %% [markdown]

@@ -32,6 +32,7 @@
 # %%
 import json
 import os
+import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -43,8 +44,8 @@ from IPython.display import Markdown, display
 from proxflow_edu import checkpoint
 from proxflow_edu.config import FlowConfig
 from proxflow_edu.data import sample_prior
-from proxflow_edu.diagnostics import (chord_kinetic_energy, discretization_gap, discriminator_slope, hj_residual,
-                                      path_kinetic_energy, terminal_error)
+from proxflow_edu.diagnostics import (chord_kinetic_energy, discretization_gap, discriminator_slope,
+                                      hj_residual, path_kinetic_energy, terminal_error)
 from proxflow_edu.flow import euler_flow
 from proxflow_edu.mnist.classifier import load_classifier, score_samples
 from proxflow_edu.mnist.data import load_mnist, verify_mnist
@@ -55,7 +56,8 @@ from proxflow_edu.train import DivergedRunWarning, train
 from proxflow_edu.course.plotting import image_grid, plot_history, small_multiples
 from proxflow_edu.course.parameters import check_parameters, parameter_defaults
 
-torch.set_num_threads(1)  # one intra-op thread: on a shared 2-core machine this is the fastest setting for small batches
+# one intra-op thread: on a shared 2-core machine this is the fastest setting for small batches
+torch.set_num_threads(1)
 
 # %% tags=["parameters"]
 SMOKE = os.environ.get("PROXFLOW_SMOKE", "0") == "1"
@@ -71,10 +73,12 @@ DEFAULTS = parameter_defaults(globals())  # what papermill -p / -y may change, c
 check_parameters(globals(), DEFAULTS)  # a wrong type or range fails here, naming the parameter
 
 # %%
-ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "checkpoints" / "mnist_w1w2").is_dir())
+ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents)
+            if (p / "checkpoints" / "mnist_w1w2").is_dir())
 DATA, CKPT = ROOT / "data", ROOT / "checkpoints"
 VARIANTS = ("unregularized", "w2", "w1", "w1w2")
-LABEL = {"unregularized": "(46) unregularised", "w2": "(47) W2 only", "w1": "(48) W1 only", "w1w2": "(49) W1 ⊕ W2"}
+LABEL = {"unregularized": "(46) unregularised", "w2": "(47) W2 only", "w1": "(48) W1 only",
+         "w1w2": "(49) W1 ⊕ W2"}
 
 # %% [markdown]
 # ## 1. Data and prior
@@ -118,10 +122,11 @@ plt.show()
 # %%
 n_u, n_phi = count_parameters(CNNPotential()), count_parameters(CNNDiscriminator())
 print(f"U: {n_u:,} parameters, phi: {n_phi:,} parameters")
-assert (n_u, n_phi) == (731_081, 235_977)  # the shapes of the authors' stored weights (method.md §7.1)
+# the shapes of the authors' stored weights (method.md §7.1)
+assert (n_u, n_phi) == (731_081, 235_977)
 paper = FlowConfig.preset("paper_mnist", variant="w1w2")
-print({k: getattr(paper, k) for k in ("T", "h", "lam", "L", "gp_weight", "n_iters", "batch_size", "disc_steps",
-                                       "lr_potential", "lr_discriminator", "prior")})
+print({k: getattr(paper, k) for k in ("T", "h", "lam", "L", "gp_weight", "n_iters", "batch_size",
+                                       "disc_steps", "lr_potential", "lr_discriminator", "prior")})
 
 # %% [markdown]
 # **The training loop runs.** A few iterations of the *paper's* setting (variant (49)), on a small batch so that
@@ -129,15 +134,18 @@ print({k: getattr(paper, k) for k in ("T", "h", "lam", "L", "gp_weight", "n_iter
 # `make train-mnist`.
 
 # %%
-demo_cfg = FlowConfig.preset("paper_mnist", variant="w1w2", n_iters=demo_iters, batch_size=demo_batch, log_every=1)
+demo_cfg = FlowConfig.preset("paper_mnist", variant="w1w2", n_iters=demo_iters,
+                             batch_size=demo_batch, log_every=1)
 t0 = time.perf_counter()
 demo = train(demo_cfg, data, progress=True)
 demo_s = (time.perf_counter() - t0) / demo_iters
-print(f"{demo.iterations_done} iterations at batch {demo_batch}: {demo_s:.2f} s/iteration on this CPU "
-      f"(the paper's batch is 200: roughly {200 / demo_batch:.0f}x more work per iteration)")
+print(f"{demo.iterations_done} iterations at batch {demo_batch}: {demo_s:.2f} s/iteration on "
+      f"this CPU\n(the paper's batch is 200: roughly {200 / demo_batch:.0f}x more work per "
+      "iteration)")
 print("DV estimate of D^L_KL:", [round(v, 3) for v in demo.history["divergence"]])
 assert demo.iterations_done == demo_iters and demo.diverged_at is None
-assert all(torch.isfinite(torch.tensor(demo.history[k])).all() for k in ("divergence", "kinetic_energy"))
+assert all(torch.isfinite(torch.tensor(demo.history[k])).all()
+           for k in ("divergence", "kinetic_energy"))
 
 # %% [markdown]
 # ## 3. The shipped runs
@@ -172,17 +180,23 @@ runs = {v: checkpoint.load(RUN_DIRS[v]) for v in VARIANTS}
 extras = {v: json.loads((RUN_DIRS[v] / "history.json").read_text())["extra"] for v in VARIANTS}
 for v, r in runs.items():
     c = r.config
-    print(f"{LABEL[v]:20s} {r.iterations_done:5d} iterations, {r.wall_time / 60:5.1f} min on {extras[v].get('device')} "
-          f"({extras[v].get('threads')} thread), batch {c.batch_size}, lr U/phi {c.lr_potential:g}/{c.lr_discriminator:g} "
-          f"({c.lr_schedule}), {f'gamma {c.gp_weight:g}' if c.uses_w1 else 'no gradient penalty'}"
-          f"\n{'':20s} {'stopped: ' + r.divergence_reason if r.diverged_at is not None else 'no divergence'}")
-print(f"{'paper (authors repo)':20s}  5000 iterations (W1, W1 ⊕ W2), batch {paper.batch_size}, "
-      f"lr U/phi {paper.lr_potential:g}/{paper.lr_discriminator:g} (constant), gamma {paper.gp_weight:g}")
+    penalty = f"gamma {c.gp_weight:g}" if c.uses_w1 else "no gradient penalty"
+    ending = "stopped: " + r.divergence_reason if r.diverged_at is not None else "no divergence"
+    print(f"{LABEL[v]:20s} {r.iterations_done:5d} iterations, {r.wall_time / 60:5.1f} min on "
+          f"{extras[v].get('device')} ({extras[v].get('threads')} thread), batch {c.batch_size},\n"
+          f"{'':20s} lr U/phi {c.lr_potential:g}/{c.lr_discriminator:g} ({c.lr_schedule}), "
+          f"{penalty}\n{'':20s} {ending}")
+print(f"{'paper (authors repo)':20s}  5000 iterations (W1, W1 ⊕ W2), batch {paper.batch_size},\n"
+      f"{'':20s} lr U/phi {paper.lr_potential:g}/{paper.lr_discriminator:g} (constant), "
+      f"gamma {paper.gp_weight:g}")
 cfg = runs["w1w2"].config
-# the shipped runs are the table's setting: cpu_mnist_paper, 1800 iterations for the two Lipschitz runs and a cap of
-# 400 for the two without the W1 bound (a changed preset or a retrained checkpoint with other settings fails here)
+# the shipped runs are the table's setting: cpu_mnist_paper, 1800 iterations for the two Lipschitz
+# runs and a cap of 400 for the two without the W1 bound (a changed preset or a retrained
+# checkpoint with other settings fails here)
 for v, r in runs.items():
-    assert r.config == FlowConfig.preset("cpu_mnist_paper", variant=v, n_iters=1800 if r.config.uses_w1 else 400), v
+    expected = FlowConfig.preset("cpu_mnist_paper", variant=v,
+                                 n_iters=1800 if r.config.uses_w1 else 400)
+    assert r.config == expected, v
 assert all(r.config.T == 5 and r.config.h == 1 and r.config.lam == 0.05 for r in runs.values())
 
 # %%
@@ -190,7 +204,8 @@ clf = load_classifier()
 print(f"classifier: {clf.test_accuracy:.2%} test accuracy")
 samples = {}
 with torch.no_grad(), warnings.catch_warnings():
-    # the two stopped ablation runs are sampled on purpose (their last good weights); the table above says so
+    # the two stopped ablation runs are sampled on purpose (their last good weights); the table
+    # above says so
     warnings.simplefilter("ignore", DivergedRunWarning)
     for v, r in runs.items():
         samples[v] = r.sample(n_eval, seed=seed)  # h = 1, the training step
@@ -203,9 +218,11 @@ for ax, v in zip(axes, VARIANTS):
 plt.show()
 print(f"{'':20s} confident(≥0.9)  Fréchet   missing digits   class histogram")
 for v, s in scores.items():
-    print(f"{LABEL[v]:20s} {s.confident:10.2f} {s.frechet:10.1f}   {str(s.missing_classes):15s} {s.class_counts}")
+    print(f"{LABEL[v]:20s} {s.confident:10.2f} {s.frechet:10.1f}   {str(s.missing_classes):15s} "
+          f"{s.class_counts}")
 real = clf.info.get("real_train_1000", {})
-print(f"{'1000 real digits':20s} {real.get('confident', float('nan')):10.2f} {real.get('frechet', float('nan')):10.1f}")
+print(f"{'1000 real digits':20s} {real.get('confident', float('nan')):10.2f} "
+      f"{real.get('frechet', float('nan')):10.1f}")
 
 # %% [markdown]
 # The classifier (a small LeNet, `proxflow_edu.mnist.classifier`) gives three crude but honest scores: the fraction of
@@ -221,15 +238,19 @@ print(f"{'1000 real digits':20s} {real.get('confident', float('nan')):10.2f} {re
 s = scores["w1w2"]
 present = 10 - len(s.missing_classes)
 share = max(s.class_counts) / s.n
-print(f"W1 ⊕ W2: {s.confident:.0%} confident, {present} of 10 digits present, the most frequent digit is "
-      f"{share:.0%} of the samples (uniform: 10%)")
-work = (paper.n_iters * paper.batch_size) / (runs["w1w2"].iterations_done * runs["w1w2"].config.batch_size)
-print(f"the paper's W1 ⊕ W2 run pushed {work:.1f}x more samples through the potential step than ours")
-prior_confident = score_samples(sample_prior("uniform", n_eval, (1, 28, 28), torch.Generator().manual_seed(seed + 5)),
-                                clf).confident
+print(f"W1 ⊕ W2: {s.confident:.0%} confident, {present} of 10 digits present, the most frequent "
+      f"digit is {share:.0%} of the samples (uniform: 10%)")
+work = ((paper.n_iters * paper.batch_size)
+        / (runs["w1w2"].iterations_done * runs["w1w2"].config.batch_size))
+print(f"the paper's W1 ⊕ W2 run pushed {work:.1f}x more samples through the potential step "
+      "than ours")
+prior_samples = sample_prior("uniform", n_eval, (1, 28, 28),
+                             torch.Generator().manual_seed(seed + 5))
+prior_confident = score_samples(prior_samples, clf).confident
 print(f"confident: the prior U[0, 0.5] {prior_confident:.0%}, the diverged unregularised run "
       f"{scores['unregularized'].confident:.0%}")
-assert s.confident > max(0.05, prior_confident, scores["unregularized"].confident), s  # some samples are clear digits
+# some samples are clear digits
+assert s.confident > max(0.05, prior_confident, scores["unregularized"].confident), s
 assert present >= (7 if SMOKE else 9), s  # diverse: (almost) every digit appears
 assert share < 0.35, s  # no digit dominates
 assert s.frechet < scores["unregularized"].frechet  # closer to the test set than the diverged run
@@ -239,14 +260,16 @@ sharper = "more" if a.confident > b.confident else "fewer"
 closer = "closer to" if a.frechet < b.frechet else "farther from"
 digits_a, digits_b = 10 - len(a.missing_classes), 10 - len(b.missing_classes)
 display(Markdown(
-    f"**W1 only (48) against W1 ⊕ W2 (49)**, {n_eval} samples at $h=1$ (generated from the scores above): W1 only has "
-    f"{sharper} confident samples ({a.confident:.0%} vs {b.confident:.0%}), is {closer} the test set in Fréchet "
-    f"distance ({a.frechet:.0f} vs {b.frechet:.0f}) and draws {digits_a} vs {digits_b} digits; its most frequent digit "
-    f"is {max(a.class_counts) / a.n:.0%} of its samples (W1 ⊕ W2: {max(b.class_counts) / b.n:.0%}). "
+    f"**W1 only (48) against W1 ⊕ W2 (49)**, {n_eval} samples at $h=1$ (generated from the scores "
+    f"above): W1 only has {sharper} confident samples ({a.confident:.0%} vs {b.confident:.0%}), is "
+    f"{closer} the test set in Fréchet distance ({a.frechet:.0f} vs {b.frechet:.0f}) and draws "
+    f"{digits_a} vs {digits_b} digits; its most frequent digit is {max(a.class_counts) / a.n:.0%} "
+    f"of its samples (W1 ⊕ W2: {max(b.class_counts) / b.n:.0%}). "
     + ("So at the sample level the W2 proximal buys nothing in this pair of runs; "
        if a.confident >= b.confident and a.frechet <= b.frechet else
        "So the two differ at the sample level too; ")
-    + "where W1 ⊕ W2 is meant to differ is the *path* that gets there (kinetic energy and $h$‑dependence, sections 5–7)."))
+    + "where W1 ⊕ W2 is meant to differ is the *path* that gets there (kinetic energy and "
+    "$h$‑dependence, sections 5–7)."))
 
 # %% [markdown]
 # **What the scores say.** At the CPU budget the W1 ⊕ W2 flow draws **every digit** (histogram above: a digit
@@ -293,23 +316,29 @@ assert paper_gamma.config.replace(gp_weight=cfg.gp_weight) == cfg  # only gamma 
 with torch.no_grad():
     x_pg = paper_gamma.sample(n_eval, seed=seed)
 scores_pg = score_samples(x_pg.clamp(0, 1), clf)
-slopes = {f"γ = {cfg.gp_weight:g} (shipped)": discriminator_slope(runs["w1w2"].discriminator, samples["w1w2"][:100]),
-          f"γ = {paper_gamma.config.gp_weight:g} (paper)": discriminator_slope(paper_gamma.discriminator, x_pg[:100])}
+shipped_key = f"γ = {cfg.gp_weight:g} (shipped)"
+paper_key = f"γ = {paper_gamma.config.gp_weight:g} (paper)"
+slopes = {shipped_key: discriminator_slope(runs["w1w2"].discriminator, samples["w1w2"][:100]),
+          paper_key: discriminator_slope(paper_gamma.discriminator, x_pg[:100])}
 axes = small_multiples(2, size=3.6)
-image_grid(samples["w1w2"][:n_show].clamp(0, 1), nrow=10, ax=axes[0], title=f"W1 ⊕ W2, γ = {cfg.gp_weight:g}")
-image_grid(x_pg[:n_show].clamp(0, 1), nrow=10, ax=axes[1], title=f"W1 ⊕ W2, γ = {paper_gamma.config.gp_weight:g}")
+image_grid(samples["w1w2"][:n_show].clamp(0, 1), nrow=10, ax=axes[0],
+           title=f"W1 ⊕ W2, γ = {cfg.gp_weight:g}")
+image_grid(x_pg[:n_show].clamp(0, 1), nrow=10, ax=axes[1],
+           title=f"W1 ⊕ W2, γ = {paper_gamma.config.gp_weight:g}")
 plt.show()
 for (name, sl), sc in zip(slopes.items(), (scores["w1w2"], scores_pg)):
-    print(f"{name:20s} slope |∇φ| at the samples: mean {sl.mean():.2f}, max {sl.max():.2f} (L = {cfg.L:g});  "
-          f"{10 - len(sc.missing_classes)} digits, confident {sc.confident:.2f}, Fréchet {sc.frechet:.0f}, "
-          f"histogram {sc.class_counts}")
+    print(f"{name:20s} slope |∇φ| at the samples: mean {sl.mean():.2f}, max {sl.max():.2f} "
+          f"(L = {cfg.L:g});\n{'':20s} {10 - len(sc.missing_classes)} digits, "
+          f"confident {sc.confident:.2f}, Fréchet {sc.frechet:.0f}, histogram {sc.class_counts}")
 
-# digits that make up >= 1 % of the samples, and the bound log(10/k) on what dropping the others can cost (any L)
+# digits that make up >= 1 % of the samples, and the bound log(10/k) on what dropping the others
+# can cost (any L)
 k = sum(c >= 0.01 * scores_pg.n for c in scores_pg.class_counts)
-print(f"the γ = {paper_gamma.config.gp_weight:g} run draws {k} digits with >= 1 % of its samples each; an ideal "
-      f"sampler of {k} digits has KL(rho_T || pi) = log(10/{k}) = {torch.log(torch.tensor(10 / k)):.2f} nats, "
-      f"an upper bound on D^L for every L")
-assert slopes[f"γ = {paper_gamma.config.gp_weight:g} (paper)"].mean() > 2 * slopes[f"γ = {cfg.gp_weight:g} (shipped)"].mean()
+print(textwrap.fill(
+    f"the γ = {paper_gamma.config.gp_weight:g} run draws {k} digits with >= 1 % of its samples "
+    f"each; an ideal sampler of {k} digits has KL(rho_T || pi) = log(10/{k}) = "
+    f"{torch.log(torch.tensor(10 / k)):.2f} nats, an upper bound on D^L for every L", width=100))
+assert slopes[paper_key].mean() > 2 * slopes[shipped_key].mean()
 
 # %% [markdown]
 # **Reading the cell.** With the paper's $\gamma=0.1$ the discriminator's slope at the samples is several times
@@ -356,12 +385,15 @@ assert slopes[f"γ = {paper_gamma.config.gp_weight:g} (paper)"].mean() > 2 * slo
 # $6\,W_1$ for the $\gamma=0.1$ run, which is why its curve sits higher.
 
 # %%
-hists = {**{LABEL[v]: r.history for v, r in runs.items()}, "(49), γ = 0.1 (3b)": paper_gamma.history}
-keys = [k for k in ("divergence", "kinetic_energy", "hj_residual", "terminal_error", "phi_slope", "classifier_classes")
+hists = {**{LABEL[v]: r.history for v, r in runs.items()},
+         "(49), γ = 0.1 (3b)": paper_gamma.history}
+keys = [k for k in ("divergence", "kinetic_energy", "hj_residual", "terminal_error", "phi_slope",
+                   "classifier_classes")
         if all(k in h for h in hists.values())]
 axes = small_multiples(len(keys), size=3.8, ncols=2)
 for ax, k in zip(axes, keys):
-    plot_history(hists, k, ax=ax, logy=k in ("divergence", "terminal_error", "hj_residual", "phi_slope"))
+    plot_history(hists, k, ax=ax,
+                 logy=k in ("divergence", "terminal_error", "hj_residual", "phi_slope"))
     for v, r in runs.items():
         if r.diverged_at is not None:
             ax.axvline(r.diverged_at, ls=":", c="0.5", lw=0.8)
@@ -403,15 +435,19 @@ with torch.no_grad():
 axes = small_multiples(4, size=3.4)
 k = min(20, n_fine)
 for i, (v, g) in enumerate(gaps.items()):
-    image_grid(g["x_coarse"][:k].clamp(0, 1), nrow=min(10, k), ax=axes[2 * i], title=f"{LABEL[v]}: h = 1")
-    image_grid(g["x_fine"][:k].clamp(0, 1), nrow=min(10, k), ax=axes[2 * i + 1], title=f"{LABEL[v]}: h = 1/64")
+    image_grid(g["x_coarse"][:k].clamp(0, 1), nrow=min(10, k), ax=axes[2 * i],
+               title=f"{LABEL[v]}: h = 1")
+    image_grid(g["x_fine"][:k].clamp(0, 1), nrow=min(10, k), ax=axes[2 * i + 1],
+               title=f"{LABEL[v]}: h = 1/64")
 plt.show()
 for v, g in gaps.items():
-    print(f"{LABEL[v]:18s} RMS pixel change {g['rms']:.3f}; mean |x^(1) - x^(1/64)| = {g['mean_distance']:.2f} "
-          f"= {g['relative']:.0%} of the distance travelled (authors' weights: {0.36 if v == 'w1w2' else 0.42:.0%})")
+    print(f"{LABEL[v]:18s} RMS pixel change {g['rms']:.3f}; mean |x^(1) - x^(1/64)| = "
+          f"{g['mean_distance']:.2f}\n{'':18s} = {g['relative']:.0%} of the distance travelled "
+          f"(authors' weights: {0.36 if v == 'w1w2' else 0.42:.0%})")
 # the same numbers from proxflow_edu.diagnostics.discretization_gap (a check of the cell above)
 check = discretization_gap(runs["w1w2"].potential, x0[:2], cfg.T, 1.0, cfg.lam, h_fine=h_fine)
-assert abs(check.rms - float((gaps["w1w2"]["x_coarse"][:2] - gaps["w1w2"]["x_fine"][:2]).pow(2).mean().sqrt())) < 1e-3
+rms_2 = float((gaps["w1w2"]["x_coarse"][:2] - gaps["w1w2"]["x_fine"][:2]).pow(2).mean().sqrt())
+assert abs(check.rms - rms_2) < 1e-3
 
 # %% [markdown]
 # **Beyond the paper's algorithm.** The course's well-posedness options, and the paper's algorithm beside
@@ -427,7 +463,8 @@ assert abs(check.rms - float((gaps["w1w2"]["x_coarse"][:2] - gaps["w1w2"]["x_fin
 # $h=1/64$ paths of section 5) is 1 for a perfectly straight flow.
 
 # %%
-path = fine_paths["w1w2"][:, :6]  # the h = 1/64 paths of section 5: 320 Euler steps, 321 states
+# the h = 1/64 paths of section 5: 320 Euler steps, 321 states
+path = fine_paths["w1w2"][:, :6]
 snap = path[::64]  # t = 0, 1, ..., 5
 ax = plt.subplots(figsize=(7, 7.5))[1]
 image_grid(snap.transpose(0, 1).reshape(-1, 1, 28, 28), nrow=6, ax=ax,
@@ -436,25 +473,29 @@ plt.show()
 
 ratio = {}
 for v in ("w1", "w1w2"):
-    ke_path, ke_chord = path_kinetic_energy(fine_paths[v], 1 / 64), chord_kinetic_energy(fine_paths[v], cfg.T)
+    ke_path = path_kinetic_energy(fine_paths[v], 1 / 64)
+    ke_chord = chord_kinetic_energy(fine_paths[v], cfg.T)
     ratio[v] = float(ke_path / ke_chord)
-    print(f"{LABEL[v]:16s} KE_h(1/64) = {ke_path:.2f}, chord energy = {ke_chord:.2f}, ratio = {ratio[v]:.2f} "
-          f"(1 = straight; the authors' weights: {1.69 if v == 'w1w2' else 2.04}, method.md §7.1)")
+    print(f"{LABEL[v]:16s} KE_h(1/64) = {ke_path:.2f}, chord energy = {ke_chord:.2f}, "
+          f"ratio = {ratio[v]:.2f}\n{'':16s} (1 = straight; the authors' weights: "
+          f"{1.69 if v == 'w1w2' else 2.04}, method.md §7.1)")
     assert ke_path >= ke_chord * (1 - 1e-5)  # Cauchy-Schwarz: never below the chord energy
 
-# The caveat of section 5, measured on the trained W1 + W2 potential: U is piecewise linear in x, so a tiny move of
-# x leaves grad_x U unchanged bit for bit unless it crosses a kink (a ReLU or a max-pooling switch); a C^2 potential
-# would change its gradient by about D^2U dx for every sample.
+# The caveat of section 5, measured on the trained W1 + W2 potential: U is piecewise linear in x,
+# so a tiny move of x leaves grad_x U unchanged bit for bit unless it crosses a kink (a ReLU or a
+# max-pooling switch); a C^2 potential would change its gradient by about D^2U dx for every sample.
 x_pl = fine_paths["w1w2"][64 * 2]  # the particles at t = 2 (the h = 1/64 paths)
 dx = 1e-6 * torch.randn(x_pl.shape, generator=torch.Generator().manual_seed(seed + 3))
 g_0 = input_gradient(runs["w1w2"].potential, x_pl, 2.0)
 g_1 = input_gradient(runs["w1w2"].potential, x_pl + dx, 2.0)
 unchanged = (g_0 == g_1).flatten(1).all(dim=1)
 jump = (g_1 - g_0).flatten(1).norm(dim=1) / g_0.flatten(1).norm(dim=1)
-print(f"grad_x U after a random move of size |dx| = {float(dx.flatten(1).norm(dim=1).mean()):.1e}: unchanged bit for bit "
-      f"for {int(unchanged.sum())} of {len(unchanged)} particles; relative change of the others: "
-      + (f"median {float(jump[~unchanged].median()):.1e}" if (~unchanged).any() else "none"))
-assert unchanged.float().mean() >= 0.5, unchanged  # piecewise constant: most particles sit inside one linear piece
+others = f"median {float(jump[~unchanged].median()):.1e}" if (~unchanged).any() else "none"
+print(f"grad_x U after a random move of size |dx| = {float(dx.flatten(1).norm(dim=1).mean()):.1e}: "
+      f"unchanged bit for bit for {int(unchanged.sum())} of {len(unchanged)} particles;\n"
+      f"relative change of the others: {others}")
+# piecewise constant: most particles sit inside one linear piece
+assert unchanged.float().mean() >= 0.5, unchanged
 
 # %% [markdown]
 # ## 7. Our numbers next to the authors'
@@ -476,34 +517,46 @@ assert unchanged.float().mean() >= 0.5, unchanged  # piecewise constant: most pa
 #   so the float32 overflow that probably caused the authors' NaN at iterations 148 / 136 cannot happen, §6 d6).
 
 # %%
-# R_T: the authors log |grad phi - grad U(., T)|_F / M with M = 5000 (bug §6 d3); times sqrt(M) it is our RMS R_T (44)
-# "repo log": the values the authors' code logged at iteration 5000, read from their repository (method.md §7.1)
-ref = {"w1w2": dict(ke=19.34, hj=1.12, ke_code=9.49, hj_code=0.319, rt=0.0926 * 5000**0.5, rel=0.36),
-       "w1": dict(ke=28.00, hj=1.66, ke_code=17.99, hj_code=0.668, rt=0.1005 * 5000**0.5, rel=0.42)}
+# R_T: the authors log |grad phi - grad U(., T)|_F / M with M = 5000 (bug §6 d3); times sqrt(M) it
+# is our RMS R_T (44)
+# "repo log": the values the authors' code logged at iteration 5000, read from their repository
+# (method.md §7.1)
+ref = {"w1w2": dict(ke=19.34, hj=1.12, ke_code=9.49, hj_code=0.319, rt=0.0926 * 5000**0.5,
+                    rel=0.36),
+       "w1": dict(ke=28.00, hj=1.66, ke_code=17.99, hj_code=0.668, rt=0.1005 * 5000**0.5,
+                  rel=0.42)}
 terminal = {}
-print(f"{'':18s} {'KE_h (h=1)':>11s} {'authors*':>9s} {'repo log':>10s} {'R_HJ':>6s} {'authors*':>9s} "
-      f"{'repo log':>10s} {'R_T':>6s} {'repo log':>10s} {'h-change':>9s} {'authors*':>9s}")
+print(f"{'':13s} {'KE_h (h=1)':>10s} {'authors*':>8s} {'repo log':>8s} {'R_HJ':>5s} "
+      f"{'authors*':>8s} {'repo log':>8s} {'R_T':>5s} {'repo log':>8s} {'h-change':>8s} "
+      f"{'authors*':>8s}")
 for v in ("w1", "w1w2"):
     r = runs[v]
     with torch.no_grad():
         p = r.flow(n_fine, seed=seed + 2, keep_path=True)
     ke = float(kinetic_energy(p.velocities, cfg.h))
-    assert abs(ke - float(path_kinetic_energy(p.states, cfg.h))) <= 1e-4 * max(ke, 1)  # two forms of KE_h (§2)
+    # two forms of KE_h (§2)
+    assert abs(ke - float(path_kinetic_energy(p.states, cfg.h))) <= 1e-4 * max(ke, 1)
     hj = hj_residual(r.potential, p.states, cfg.h, cfg.lam)
     te = terminal_error(r.potential, r.discriminator, p.final, cfg.T)
-    grad_u_T = input_gradient(r.potential, p.final, cfg.T)  # the terminal condition (21): against grad phi(x_N)
+    # the terminal condition (21): against grad phi(x_N)
+    grad_u_T = input_gradient(r.potential, p.final, cfg.T)
+    last_speed = p.velocities[-1].flatten(1).norm(dim=1).mean()
     terminal[v] = {"|grad U(x_N, T)|": float(grad_u_T.flatten(1).norm(dim=1).mean()),
-                   "|lambda v_(N-1)|": float(cfg.lam * p.velocities[-1].flatten(1).norm(dim=1).mean()),
+                   "|lambda v_(N-1)|": float(cfg.lam * last_speed),
                    "|grad phi(x_N)|": float(discriminator_slope(r.discriminator, p.final).mean())}
-    print(f"{LABEL[v]:18s} {ke:11.2f} {ref[v]['ke']:9.2f} {ref[v]['ke_code']:10.2f} {hj:6.2f} {ref[v]['hj']:9.2f} "
-          f"{ref[v]['hj_code']:10.3f} {te:6.2f} {ref[v]['rt']:10.2f} {gaps[v]['relative']:9.0%} {ref[v]['rel']:9.0%}")
-print("* authors' final weights re-evaluated with the correct formulas (method.md §7.1); 'repo log' = their code's "
-      "values at iteration 5000 in the authors' repository, R_T rescaled by sqrt(5000)")
+    print(f"{LABEL[v]:13s} {ke:10.2f} {ref[v]['ke']:8.2f} {ref[v]['ke_code']:8.2f} {hj:5.2f} "
+          f"{ref[v]['hj']:8.2f} {ref[v]['hj_code']:8.3f} {te:5.2f} {ref[v]['rt']:8.2f} "
+          f"{gaps[v]['relative']:8.0%} {ref[v]['rel']:8.0%}")
+print(textwrap.fill("* authors' final weights re-evaluated with the correct formulas (method.md "
+                    "§7.1); 'repo log' = their code's values at iteration 5000 in the authors' "
+                    "repository, R_T rescaled by sqrt(5000)", width=100))
 for v, parts in terminal.items():
-    print(f"{LABEL[v]:18s} terminal condition (21): " + ", ".join(f"{k} = {x:.3f}" for k, x in parts.items()))
+    print(f"{LABEL[v]:18s} terminal condition (21): "
+          + ", ".join(f"{k} = {x:.3f}" for k, x in parts.items()))
 for v in ("unregularized", "w2"):
-    print(f"{LABEL[v]:18s} stopped at iteration {runs[v].diverged_at} (authors' repo: NaN at logged iteration "
-          f"{148 if v == 'unregularized' else 136}); reason: {runs[v].divergence_reason}")
+    print(f"{LABEL[v]:18s} stopped at iteration {runs[v].diverged_at} (authors' repo: NaN at "
+          f"logged iteration {148 if v == 'unregularized' else 136});\n{'':18s} reason: "
+          f"{runs[v].divergence_reason}")
 
 # %% [markdown]
 # **How to read the differences.** Our KE and HJ residual are computed with the correct formulas, so compare them

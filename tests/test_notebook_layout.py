@@ -18,15 +18,6 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 SOURCES = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.py"))
 MAX_CODE_LINE = 100
 
-# notebooks whose layout is being fixed separately (strict=False: the mark does nothing once they pass)
-LINES_PENDING = {"01", "02", "04", "05", "06", "07"}
-READINGS_PENDING = {"01", "05"}
-
-
-def _params(pending: set[str], reason: str) -> list:
-    return [pytest.param(p, id=p.stem, marks=pytest.mark.xfail(strict=False, reason=reason))
-            if p.name[:2] in pending else pytest.param(p, id=p.stem) for p in SOURCES]
-
 
 def long_code_lines(source: Path, limit: int = MAX_CODE_LINE) -> list[str]:
     """'cell i: n chars: line' for every line of a code cell longer than ``limit``."""
@@ -56,13 +47,13 @@ def test_there_are_notebooks() -> None:
     assert len(SOURCES) >= 9, f"notebooks missing in {NOTEBOOK_DIR}"
 
 
-@pytest.mark.parametrize("source", _params(LINES_PENDING, "code lines over 100 characters, being wrapped"))
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_code_lines_fit_the_screen(source: Path) -> None:
     long = long_code_lines(source)
     assert not long, f"{source.name}: {len(long)} code lines over {MAX_CODE_LINE} characters:\n" + "\n".join(long)
 
 
-@pytest.mark.parametrize("source", _params(READINGS_PENDING, "reading cells not yet tagged remove-input"))
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_generated_readings_hide_their_code_in_the_book(source: Path) -> None:
     untagged = untagged_readings(source)
     assert not untagged, (f"{source.name}: cells that only display a generated reading need "
