@@ -63,8 +63,7 @@ class MixedPrecision(ScalarNetwork):
 
     def space_time_gradient(self, x: Tensor, t: Tensor, create_graph: bool = False) -> tuple[Tensor, Tensor]:
         with torch.autocast(self.device_type, dtype=torch.bfloat16):
-            grad_x, d_t = self.network.space_time_gradient(x, t, create_graph)
-        return grad_x.float(), d_t.float()
+            return tuple(g.float() for g in self.network.space_time_gradient(x, t, create_graph))  # type: ignore
 
 def input_gradient(f: Callable[..., Tensor], x: Tensor, *cond: float | Tensor, create_graph: bool = False) -> Tensor:
     """grad_x f(x, *cond) for a :class:`ScalarNetwork` (its own method) or any callable (autograd)."""
@@ -185,9 +184,8 @@ class MLPPotential(ScalarNetwork):
         return self.net(torch.cat([x, time_column(t, x)], dim=1))
 
     def input_gradient(self, x: Tensor, t: float | Tensor, create_graph: bool = False) -> Tensor:
-        """grad_x U(x, t), (M, d), by the explicit backward of :class:`MLP`."""
-        with torch.set_grad_enabled(create_graph):
-            return self.net.backward_input(torch.cat([x, time_column(t, x)], dim=1))[:, : self.dim]
+        """grad_x U(x, t), (M, d): the x columns of :meth:`space_time_gradient`'s explicit backward."""
+        return self.space_time_gradient(x, t, create_graph)[0]
 
     def space_time_gradient(self, x: Tensor, t: Tensor, create_graph: bool = False) -> tuple[Tensor, Tensor]:
         """(grad_x U, d_t U) from one explicit backward: the input is (x, t), so both are columns of it."""

@@ -32,6 +32,4 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any], mode: int 
 
 def seeded_generator(seed: int | None) -> torch.Generator:
     """A CPU generator seeded with ``seed`` (a random seed when None)."""
-    g = torch.Generator()
-    g.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
-    return g
+    return torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))

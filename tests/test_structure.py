@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "proxflow_edu"
 # the classifier's robustness cases in benchmarks/classifier_cases.py); the core does not (1,269 after the
 # restructuring, from 1,510; 1,291 with FlowConfig.precision and nets.MixedPrecision), so its budget is a ratchet at
 # the current size: the test fails on growth.
-CORE_BUDGET, PACKAGE_BUDGET, FUNCTION_BUDGET = 1291, 2000, 40
+CORE_BUDGET, PACKAGE_BUDGET, FUNCTION_BUDGET = 1289, 2000, 40
 SHORT_FUNCTION_MODULES = ("algorithm", "flow", "wellposed", "objectives", "mfg")
 
 
