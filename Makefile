@@ -30,16 +30,20 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml $(LAB_CONFIGS)
 	install -D -m 644 scripts/jupyterlab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $(STAMP)
 
-# every notebook through papermill with its default (lecture) parameters; outputs under build/
+# every notebook through papermill with its default (lecture) parameters; outputs under build/. Each notebook's wall
+# time goes into notebooks/timings.json (scripts/record_timing.py), which the notebooks' introductions show: as
+# lecture_s, or as smoke_s under `PROXFLOW_SMOKE=1 make run` (the variable reaches the kernels through the environment)
 run: setup
 	@mkdir -p build/notebooks
-	@for nb in $(NOTEBOOKS); do \
+	@mode=lecture; [ "$$PROXFLOW_SMOKE" = 1 ] && mode=smoke; \
+	for nb in $(NOTEBOOKS); do \
 	  name=$$(basename $$nb .py); start=$$(date +%s); \
-	  echo "== $$name"; \
+	  echo "== $$name ($$mode mode)"; \
 	  $(VENV)/bin/jupytext --to ipynb -q -o build/notebooks/$$name.src.ipynb $$nb && \
 	  ( cd notebooks && ../$(VENV)/bin/papermill -k python3 --cwd . ../build/notebooks/$$name.src.ipynb \
 	      ../build/notebooks/$$name.ipynb --log-level WARNING ) || exit 1; \
-	  echo "== $$name: $$(( $$(date +%s) - start )) s"; \
+	  secs=$$(( $$(date +%s) - start )); echo "== $$name: $$secs s"; \
+	  $(PY) scripts/record_timing.py $$name $$secs $$mode || exit 1; \
 	done
 
 # ruff (pyproject.toml), the unit tests, the notebooks through papermill, and the committed .ipynb files through nbval

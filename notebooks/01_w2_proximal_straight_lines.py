@@ -29,12 +29,21 @@
 # **Prerequisites.** The course introduction and the notation page (the flow $\dot x=-\nabla U/\lambda$, its Euler
 # scheme (39), problem (19)); basic probability; what a coupling of two distributions is.
 #
-# **Estimated time.** 45 min of reading and exercises. Run All takes about 80 s on a 2-core CPU (two training runs;
-# measured once with papermill on a 2-core AMD EPYC virtual machine shared with other jobs, load average 4–6); `PROXFLOW_SMOKE=1` runs everything in about 17 s with tiny budgets (numbers are then meaningless
-# except the closed-form checks).
+# **Estimated time.** 45 min of reading and exercises. Run All trains two flows; `PROXFLOW_SMOKE=1` runs everything
+# with tiny budgets (numbers are then meaningless except the closed-form checks). The cell below gives the run times
+# last measured by `make run`; the last cell prints this run's.
 #
 # Notation follows `method.md` of this course (the paper's equation numbers in parentheses): $\rho_0$ prior,
 # $\pi$ data, $U(x,t)$ potential, $v=-\nabla U/\lambda$, horizon $T$, Euler step $h$, $N=T/h$, $M$ particles.
+
+# %% tags=["remove-input"]
+# the run times last measured by `make run` (notebooks/timings.json); the clock starts here
+from IPython.display import Markdown, display
+
+from proxflow_edu.course.timing import elapsed, notebook_timer, run_time_note
+
+notebook_timer()
+display(Markdown(run_time_note("01_w2_proximal_straight_lines")))
 
 # %%
 import inspect
@@ -482,3 +491,6 @@ for N_ex in (2, 8, 64):
                 / diagnostics.chord_kinetic_energy(p_ex, 1.0))
     closed_ex = (4 * N_ex**2 - 1) / (3 * N_ex**2)
     print(f"N = {N_ex:3d}: ratio {ratio_ex:.6f}, closed form (4N^2-1)/(3N^2) = {closed_ex:.6f}")
+
+# %%
+print(elapsed())

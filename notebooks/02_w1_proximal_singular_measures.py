@@ -31,11 +31,20 @@
 # **Prerequisites.** KL divergence, convex conjugates (only the definition), the $W_1$ distance; notebook 01 is
 # helpful but not needed.
 #
-# **Estimated time.** 40 min. Run All takes about 17 s on a 2-core CPU (three small discriminators, no flow training;
-# measured once with papermill on a 2-core AMD EPYC virtual machine shared with other jobs, load average 4–6); `PROXFLOW_SMOKE=1`: also about 17 s.
+# **Estimated time.** 40 min. Run All fits three small discriminators and trains no flow. The cell below gives the
+# run times last measured by `make run`; the last cell prints this run's.
 #
 # Direction used everywhere (method.md §1): $P=\rho_T$ (generated), $Q=\pi$ (data), $D_f(P\|Q)=\mathbb E_Q[f(dP/dQ)]$,
 # here $f(s)=s\log s$, i.e. $\mathrm{KL}(\rho_T\|\pi)$.
+
+# %% tags=["remove-input"]
+# the run times last measured by `make run` (notebooks/timings.json); the clock starts here
+from IPython.display import Markdown, display
+
+from proxflow_edu.course.timing import elapsed, notebook_timer, run_time_note
+
+notebook_timer()
+display(Markdown(run_time_note("02_w1_proximal_singular_measures")))
 
 # %%
 import math
@@ -469,3 +478,6 @@ for Delta, sigma, L_g, expected in ((2.0, 1.0, 1.0, 1.5), (2.0, 1.0, 0.5, 0.875)
     opt_ex.step(closure)
     print(f"(Delta, sigma, L) = ({Delta:g}, {sigma:g}, {L_g:g}): "
           f"grid optimum {-closure().item():.5f}, closed form {expected}")
+
+# %%
+print(elapsed())

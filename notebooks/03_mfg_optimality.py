@@ -31,8 +31,17 @@
 # **Prerequisites.** Notebooks 01 (kinetic energy, straight lines) and 02 (the discriminator $\varphi$ and the
 # Lipschitz-regularised divergence); partial derivatives and the chain rule.
 #
-# **Estimated time.** 45 min. Run All takes about 100 s on a 2-core CPU (two training runs; measured once with papermill on a 2-core AMD EPYC virtual machine shared with other jobs, load average 4–6);
-# `PROXFLOW_SMOKE=1`: about 25 s.
+# **Estimated time.** 45 min. Run All trains two flows. The cell below gives the run times last measured by
+# `make run`; the last cell prints this run's.
+
+# %% tags=["remove-input"]
+# the run times last measured by `make run` (notebooks/timings.json); the clock starts here
+from IPython.display import Markdown, display
+
+from proxflow_edu.course.timing import elapsed, notebook_timer, run_time_note
+
+notebook_timer()
+display(Markdown(run_time_note("03_mfg_optimality")))
 
 # %%
 import math
@@ -564,3 +573,6 @@ if live_widget:
 #    about the kinetic energy here? *Hint:* $|\nabla U|=|b|$ everywhere.
 #
 # Solutions: `notebooks/solutions/03_mfg_optimality_solutions.md` (exercise 4 with code to paste into a new cell).
+
+# %%
+print(elapsed())

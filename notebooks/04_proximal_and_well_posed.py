@@ -33,7 +33,17 @@
 #    disagree without the kinetic energy;
 # 6. see where the theory stops: characteristics that cross (Remark 4.1).
 #
-# Equation numbers are the paper's (arXiv 2407.11901), as reconstructed in `method.md`.
+# Equation numbers are the paper's (arXiv 2407.11901), as reconstructed in `method.md`. The cell below gives the run
+# times last measured by `make run`; the last cell prints this run's.
+
+# %% tags=["remove-input"]
+# the run times last measured by `make run` (notebooks/timings.json); the clock starts here
+from IPython.display import Markdown, display
+
+from proxflow_edu.course.timing import elapsed, notebook_timer, run_time_note
+
+notebook_timer()
+display(Markdown(run_time_note("04_proximal_and_well_posed")))
 
 # %%
 import itertools
@@ -506,3 +516,6 @@ print(f"notebook run time: {time.perf_counter() - t_start:.0f} s (smoke mode: {S
 # 5. In section 6, add a run with `lam=2.0` to the W1 ⊕ W2 list. Does it agree with the others? Should it?
 #
 # Solutions: `notebooks/solutions/04_proximal_and_well_posed_solutions.md`.
+
+# %%
+print(elapsed())

@@ -28,8 +28,17 @@
 #    distance off the data plane.
 #
 # **Prerequisites.** The problem (19), the Euler flow (39) and the training losses (40)–(42) (notebooks 01–03).
-# **Estimated time.** 30 min reading; Run All trains 8 small models and takes about 220 s on a 2-core CPU
-# (measured once with papermill on a 2-core AMD EPYC virtual machine shared with other jobs, load average 4–6); `PROXFLOW_SMOKE=1`: about 28 s, numbers then meaningless.
+# **Estimated time.** 30 min reading; Run All trains 8 small models (`PROXFLOW_SMOKE=1`: tiny budgets, numbers then
+# meaningless). The cell below gives the run times last measured by `make run`; the last cell prints this run's.
+
+# %% tags=["remove-input"]
+# the run times last measured by `make run` (notebooks/timings.json); the clock starts here
+from IPython.display import Markdown, display
+
+from proxflow_edu.course.timing import elapsed, notebook_timer, run_time_note
+
+notebook_timer()
+display(Markdown(run_time_note("05_ablation")))
 
 # %% [markdown]
 # ## 1 Four objectives, two switches
@@ -633,3 +642,6 @@ print("training-quality checks passed")
 #    *Hint:* reuse `evaluate`.
 #
 # Solutions: `notebooks/solutions/05_ablation_solutions.md`.
+
+# %%
+print(elapsed())

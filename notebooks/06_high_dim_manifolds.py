@@ -30,8 +30,17 @@
 #    the same $\lambda$.
 #
 # **Prerequisites.** Notebooks 01–05 (problem (19), flow (39), training (40)–(42), the ablation (46)–(49)).
-# **Estimated time.** 30 min reading; Run All trains 17 small models and takes about 220 s on a 2-core CPU
-# (measured once with papermill on a 2-core AMD EPYC virtual machine shared with other jobs, load average 4–6); `PROXFLOW_SMOKE=1`: about 22 s, numbers then meaningless.
+# **Estimated time.** 30 min reading; Run All trains 17 small models (`PROXFLOW_SMOKE=1`: tiny budgets, numbers then
+# meaningless). The cell below gives the run times last measured by `make run`; the last cell prints this run's.
+
+# %% tags=["remove-input"]
+# the run times last measured by `make run` (notebooks/timings.json); the clock starts here
+from IPython.display import Markdown, display
+
+from proxflow_edu.course.timing import elapsed, notebook_timer, run_time_note
+
+notebook_timer()
+display(Markdown(run_time_note("06_high_dim_manifolds")))
 
 # %% [markdown]
 # ## 1 A plane in $\mathbb R^d$
@@ -566,3 +575,6 @@ print("learning checks passed")
 #    *Hint:* the authors' learning rates are 10–25× smaller; expect slower progress per iteration.
 #
 # Solutions: `notebooks/solutions/06_high_dim_manifolds_solutions.md`.
+
+# %%
+print(elapsed())

@@ -25,9 +25,19 @@
 #    draws only a few digits (mode collapse).
 #
 # **Prerequisites.** Problem (19), the Euler recurrence (39), Algorithms 1–2 ((40)–(42)) and the HJ indicators
-# (43)–(44) from the earlier notebooks. **Time:** 30–40 min reading; Run All takes about 70 s on a 2‑core CPU
-# (measured once with papermill on a 2-core AMD EPYC virtual machine shared with other jobs, load average 4–6; `PROXFLOW_SMOKE=1`: about 17 s) because it **loads shipped checkpoints** (`checkpoints/mnist_<variant>/`, made
-# by `make train-mnist`) instead of training; a short training demo shows that the loop itself runs.
+# (43)–(44) from the earlier notebooks. **Time:** 30–40 min reading; Run All is quick for MNIST because it **loads
+# shipped checkpoints** (`checkpoints/mnist_<variant>/`, made by `make train-mnist`) instead of training; a short
+# training demo shows that the loop itself runs. The cell below gives the run times last measured by `make run`; the
+# last cell prints this run's.
+
+# %% tags=["remove-input"]
+# the run times last measured by `make run` (notebooks/timings.json); the clock starts here
+from IPython.display import Markdown, display
+
+from proxflow_edu.course.timing import elapsed, notebook_timer, run_time_note
+
+notebook_timer()
+display(Markdown(run_time_note("07_mnist")))
 
 # %%
 import json
@@ -627,3 +637,6 @@ with torch.no_grad():
 rms8 = float((x8 - gaps["w1w2"]["x_fine"]).pow(2).mean().sqrt())
 print(f"RMS change h=1/8 vs 1/64: {rms8:.3f} (h=1 vs 1/64: {gaps['w1w2']['rms']:.3f})")
 assert rms8 < 0.6 * gaps["w1w2"]["rms"]  # refining from h = 1/8 changes far less than from h = 1
+
+# %%
+print(elapsed())

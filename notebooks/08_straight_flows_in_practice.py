@@ -41,15 +41,23 @@
 #
 # **Prerequisites.** Notebooks 01 (Euler paths and kinetic energy), 03 (the optimality system, HJ residual) and 04
 # (the evaluation: $W_2$/noise floor, off-plane distance, step change). **Time.** 30 min reading; the lecture run
-# trains two toy flows (about a minute each on a 2-core CPU) and evaluates two shipped MNIST checkpoints;
-# `PROXFLOW_SMOKE=1` runs every cell in well under a minute (numbers then meaningless).
+# trains two toy flows and evaluates two shipped MNIST checkpoints (`PROXFLOW_SMOKE=1`: tiny budgets, numbers then
+# meaningless). The cell below gives the run times last measured by `make run`; the last cell prints this run's.
+
+# %% tags=["remove-input"]
+# the run times last measured by `make run` (notebooks/timings.json); the clock starts here
+from IPython.display import Markdown, display
+
+from proxflow_edu.course.timing import elapsed, notebook_timer, run_time_note
+
+notebook_timer()
+display(Markdown(run_time_note("08_straight_flows_in_practice")))
 
 # %%
 import json
 import math
 import os
 import textwrap
-import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -84,7 +92,6 @@ DEFAULTS = parameter_defaults(globals())  # what papermill -p / -y may change, c
 check_parameters(globals(), DEFAULTS)  # a wrong type or range fails here, naming the parameter
 torch.set_num_threads(n_threads)
 torch.manual_seed(seed)
-t_start = time.perf_counter()
 print(f"smoke mode: {SMOKE}")
 
 # %% [markdown]
@@ -671,7 +678,6 @@ assert checkpoint.load(CKPT / "mnist_w1w2").config.replace(**OFF) == paper_mnist
 assert (paper_mnist_run.config.batch_size, paper_mnist_run.config.n_iters) == (64, 1800)
 assert b_m["step_change"] < a_m["step_change"], (b_m["step_change"], a_m["step_change"])
 print("training and checkpoint checks passed")
-print(f"notebook time: {time.perf_counter() - t_start:.0f} s")
 
 # %% [markdown]
 # ## Exercises
@@ -689,3 +695,6 @@ print(f"notebook time: {time.perf_counter() - t_start:.0f} s")
 #    flow to the plane has ratio 1 at every $t$. Where does the trained field fall short?
 #
 # Solutions: `notebooks/solutions/08_straight_flows_in_practice_solutions.md`.
+
+# %%
+print(elapsed())

@@ -38,8 +38,17 @@
 #
 # **Prerequisites.** Notebooks 01 (Benamou–Brenier, KE of an Euler path), 03 (HJ residual) and 04 (the evaluation:
 # $W_2$/floor, off-plane distance, discretisation gap). **Estimated time.** 40 min reading; the lecture run trains
-# 8 toy models and one small MNIST model, a few minutes on a 2-core CPU (the measured times are printed at the end);
-# `PROXFLOW_SMOKE=1` runs every cell in well under a minute (numbers then meaningless).
+# 8 toy models and one small MNIST model (`PROXFLOW_SMOKE=1`: tiny budgets, numbers then meaningless). The cell
+# below gives the run times last measured by `make run`; the end of the notebook prints this run's, by part.
+
+# %% tags=["remove-input"]
+# the run times last measured by `make run` (notebooks/timings.json); the clock starts here
+from IPython.display import Markdown, display
+
+from proxflow_edu.course.timing import elapsed, notebook_timer, run_time_note
+
+notebook_timer()
+display(Markdown(run_time_note("09_flow_matching_comparison")))
 
 # %% [markdown]
 # ## 1 Two ways to minimise kinetic energy
@@ -1274,11 +1283,11 @@ blocks.append("**Where an advantage of W1 ⊕ W2 did not show up:** "
               + (by_question(not_led) if not_led else "nowhere on the toys")
               + (f"; MNIST at N = {', '.join(str(n) for n in steps if n not in mnist_lead)}"
                  if len(mnist_lead) < len(steps) else "") + ".")
-elapsed, cpu = time.perf_counter() - notebook_start, time.process_time() - notebook_cpu
+wall_s, cpu = time.perf_counter() - notebook_start, time.process_time() - notebook_cpu
 blocks.append(
     f"*Measured in this run ({os.cpu_count()} CPU cores visible, {n_threads} torch thread, a "
     "machine "
-    f"possibly shared with other jobs): the cells up to here took {elapsed:.0f} s of wall time and "
+    f"possibly shared with other jobs): the cells up to here took {wall_s:.0f} s of wall time and "
     f"{cpu:.0f} s of CPU time of this kernel; smoke mode: {SMOKE}.*"
 )
 display(Markdown("\n\n".join(blocks)))
@@ -1363,3 +1372,6 @@ if not SMOKE:
 #    change?
 #
 # Solutions: `notebooks/solutions/09_flow_matching_comparison_solutions.md`.
+
+# %%
+print(elapsed())
