@@ -137,6 +137,13 @@ RULE = ("among the candidates whose W2/floor at N = 5 (mean over the seeds) is n
         "KE/chord at the training N; ties (within 0.005) go to the lower worst-cell W2/floor at N = 5")
 
 
+RECIPE_RULE = ("the course's straight recipe (preset lecture_toy_straight), for when RULE keeps the paper's algorithm: "
+               "among the candidates other than the reference whose W2/floor at N = 5, averaged over the cells of "
+               "CHOICE_MANIFOLDS x CHOICE_DIMS (each cell the mean over the seeds), is no worse than the reference's "
+               "average, the straightest: the smallest worst-cell KE/chord at the training N; ties (within 0.005) go "
+               "to the lower average W2/floor at N = 5")
+
+
 def seconds_per_iteration(options: dict[str, Any], iters: int = 40) -> float:
     """Measured s/iteration of a candidate (8 gaussians in R^12, one thread, after 5 warm-up iterations)."""
     torch.set_num_threads(1)
@@ -182,6 +189,31 @@ def choose_default(records: list[dict[str, Any]], reference: str = "paper") -> d
     ties = [n for n in qualified if table[n]["worst_ke_chord"] <= straightest + 0.005]
     chosen = min(ties, key=lambda n: table[n]["worst_w2_floor_N5"])
     return {"rule": RULE, "reference": reference, "chosen": chosen, "options": CANDIDATES.get(chosen),
+            "candidates": table}
+
+
+def choose_recipe(records: list[dict[str, Any]], reference: str = "paper") -> dict[str, Any]:
+    """Apply :data:`RECIPE_RULE`: the straightest candidate that fits as well as the reference on average."""
+    rows = [r for r in records if r["dataset"] in CHOICE_MANIFOLDS]
+    w2, ke = cell_means(rows, "w2_floor_N5"), cell_means(rows, "ke_chord_Ntrain")
+    cells = sorted({(r["dataset"], r["dim"]) for r in rows})
+    seeds = {name: {(r["dataset"], r["dim"], r["seed"]) for r in rows if r["config"] == name} for name in
+             {r["config"] for r in rows}}
+    if {(d, k) for d, k, _ in seeds.get(reference, ())} != set(cells):
+        return {"rule": RECIPE_RULE, "reference": reference, "chosen": None, "options": None, "candidates": {}}
+    names = sorted(n for n in seeds if seeds[n] >= seeds[reference])  # measured on the reference's seeds
+    table = {n: {"mean_w2_floor_N5": round(statistics.fmean(w2[(n, d, k)] for d, k in cells), 4),
+                 "worst_ke_chord": round(max(ke[(n, d, k)] for d, k in cells), 4)} for n in names}
+    fits = [n for n in names if n != reference
+            and table[n]["mean_w2_floor_N5"] <= table[reference]["mean_w2_floor_N5"]]
+    for n in names:
+        table[n]["fits"] = n in fits
+    if not fits:
+        return {"rule": RECIPE_RULE, "reference": reference, "chosen": None, "options": None, "candidates": table}
+    straightest = min(table[n]["worst_ke_chord"] for n in fits)
+    ties = [n for n in fits if table[n]["worst_ke_chord"] <= straightest + 0.005]
+    chosen = min(ties, key=lambda n: table[n]["mean_w2_floor_N5"])
+    return {"rule": RECIPE_RULE, "reference": reference, "chosen": chosen, "options": CANDIDATES.get(chosen),
             "candidates": table}
 
 
@@ -381,7 +413,8 @@ def run_choice(args: argparse.Namespace, previous: dict[str, Any],
                    for c, d, k in sorted(means[METRICS[0]])}
         wall = round(time.perf_counter() - start + wall_before, 1)
         return {"meta": {**meta, "wall_time_s": wall}, "calibration": calibration, "iterations": iterations,
-                "candidates": CANDIDATES, "choice": choose_default(rows), "summary": summary, "records": rows}
+                "candidates": CANDIDATES, "choice": choose_default(rows), "recipe": choose_recipe(rows),
+                "summary": summary, "records": rows}
 
     with ProcessPoolExecutor(args.workers) if args.workers > 1 else _Serial() as pool:
         for rec in pool.map(run_one, jobs):

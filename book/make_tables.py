@@ -233,8 +233,9 @@ def presets() -> str:
                           for c in configs.values()]
             for f in PRESET_FIELDS if any(f in c for c in configs.values())]
     lines += table(header, rows)
-    lines += ["", "`lecture_toy` is `FlowConfig()` (the course's defaults, with the well-posedness options of notebook "
-              "08); `lecture_toy_paper` and `cpu_mnist_paper` are the lecture and CPU-budget settings with every "
+    lines += ["", "`lecture_toy_paper` is `FlowConfig()`: the paper's algorithm at the lecture budget, chosen by the "
+              "rule of `benchmarks/wellposed.py`; `lecture_toy_straight` is the course's straight recipe (its second "
+              "rule; the options are notebook 08's); `cpu_mnist_paper` is the CPU-budget MNIST setting with every "
               "option off (the paper's algorithm), `cpu_mnist` the recommended MNIST run (with options). The "
               "`paper_*` presets follow the authors' scripts and saved runs (`POT_Flow_GAN.py`, "
               "`POT_Flow_GAN_CNN.py`), every option off. Fields not listed are equal to the defaults of "

@@ -232,8 +232,8 @@ for n in ot_sizes:
 #   but nothing asks the particles to take short paths.
 #
 # **The paper's algorithm.** Both runs use the preset `lecture_toy_paper`: the paper's Algorithms 1–2 and nothing
-# else. The course's defaults (`FlowConfig()`) add two penalties that vanish on the exact solution (velocity change
-# along the path, HJ residual); notebook 08 derives them and measures what they do.
+# else (it is also `FlowConfig()`). The course's straight recipe (`lecture_toy_straight`) adds a penalty that vanishes
+# on the exact solution (the velocity change along the path); notebook 08 derives it and measures what it does.
 #
 # **Budget versus the authors' runs.** The 2-D toy runs in the authors' repository (method.md §8) use $\lambda=0.5$,
 # constant learning rates $10^{-4}$ (potential) and $2\cdot10^{-5}$ (discriminator) and **25,000 iterations**

@@ -239,8 +239,8 @@ for s_test, L_test in ((1.5, 1.0), (-1.0, 1.0), (0.0, 0.5)):
 #
 # We check $s^\ast$ by minimising over a grid and $|c^\ast|=\lambda s^\ast/T$ by maximising the DV estimate at
 # $\rho_T^\ast$ as in section 3, then train two 1-D flows (one in each regime) and compare their mean displacement with
-# $s^\ast$. The flows use the paper's algorithm, the preset `lecture_toy_paper`: `FlowConfig()` would add the course's
-# velocity-change and HJ penalties (notebook 08), which are not part of (19).
+# $s^\ast$. The flows use the paper's algorithm, the preset `lecture_toy_paper` (= `FlowConfig()`): the course's
+# straight recipe would add the velocity-change penalty (notebook 08), which is not part of (19).
 
 # %%
 lam_1d, T_1d = 0.5, 1.0
@@ -372,8 +372,8 @@ assert pairing_t[-1] < 0
 #
 # Theorem 4.2 says the optimal flow of W1 ⊕ W2 is unique; without the kinetic energy ("w1", (48)) every flow that
 # reaches the optimal $\rho_T$ is optimal. We train both from several seeds, then a narrower network and a finer
-# step, on 8 Gaussians in $\mathbb R^2$, with the paper's algorithm (preset `lecture_toy_paper`): `FlowConfig()` would
-# switch on the course's velocity-change and HJ penalties for W1 ⊕ W2 only, and the comparison would credit the W2
+# step, on 8 Gaussians in $\mathbb R^2$, with the paper's algorithm (preset `lecture_toy_paper` = `FlowConfig()`):
+# the course's options (notebook 08) act on W1 ⊕ W2 only, so with them on the comparison would credit the W2
 # proximal with what they do. Both variants then differ by the kinetic energy $\lambda\,\mathrm{KE}_h$ alone. We push
 # the **same** prior samples through every flow. Well-posedness should show as maps $x_0\mapsto x_T$ that agree with
 # W1 ⊕ W2 and disagree without it. The disagreement is the mean distance between the end points of two flows, relative

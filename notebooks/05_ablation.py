@@ -181,8 +181,8 @@ check_parameters(globals(), DEFAULTS)  # a wrong type or range fails here, namin
 
 # %% [markdown]
 # **Settings.** Every run uses the paper's algorithm at the lecture budget, the preset `lecture_toy_paper`
-# (`FlowConfig()`'s lecture values with the course's well-posedness penalties off; notebook 08, §4 trains the
-# defaults beside it), printed below, and changes only `variant`,
+# (= `FlowConfig()`: every well-posedness option off; notebook 08, §4 trains the course's straight recipe beside
+# it), printed below, and changes only `variant`,
 # `n_iters`, `max_divergence`, `log_every` and the learning-rate schedule: we keep the rates constant like the authors,
 # because the lecture default (cosine decay to 5 %) also slows down the blow-up we want to see. The toy runs in the
 # authors' repository (method.md §8) used **25,000 iterations** (50,000 for some), $\lambda=0.5$, $\gamma=0.1$ in 2-D and $\lambda=0.1$, $\gamma=0.01$ in 7-D/12-D, a constant learning rate

@@ -492,15 +492,16 @@ def curve_point(
 #
 # **W1 ⊕ W2** runs through the course's `train()`, twice per toy: with the toy setting of the authors' repository (method.md §8)
 # (`FlowConfig.preset("paper_toy_highdim")`: $\lambda=0.1$, $\gamma=0.01$, constant learning rates $10^{-4}/2\cdot10^{-5}$,
-# but `w1w2_iters` iterations instead of 25,000), and with the course's defaults `FlowConfig()` (larger, cosine-decayed
-# learning rates; also `w1w2_iters` iterations instead of its 1,500). A `callback` of `train()` measures the quality
+# but `w1w2_iters` iterations instead of 25,000), and with the course's straight recipe `lecture_toy_straight`
+# (velocity change 0.3, larger cosine-decayed learning rates, 2 discriminator steps; `w1w2_iters` iterations instead
+# of its 1,800; `FlowConfig()` itself is the paper's algorithm at the lecture budget, notebook 08 says why). A `callback` of `train()` measures the quality
 # curve every `eval_every_s` seconds of training and books its own time apart.
 #
 # **Flow matching** trains a vector field $v_\theta(x,t)$, an MLP with about as many weights as the potential $U$,
-# with Adam (cosine decay to 5 %, like the course's default), the same batch size $M$ and the same prior. The loss is
+# with Adam (cosine decay to 5 %, like the course's recipe), the same batch size $M$ and the same prior. The loss is
 # the CFM regression of section 1 on the library's `path.sample`; OT-CFM re-pairs each batch with `ot_pairing` first.
 #
-# **Budgets.** The default iteration counts give W1 ⊕ W2 (`FlowConfig()`) and OT-CFM training times of the same order
+# **Budgets.** The default iteration counts give W1 ⊕ W2 (the straight recipe) and OT-CFM training times of the same order
 # on a 2-core CPU (the table prints the measured ones); I-CFM runs as many iterations as OT-CFM, each much cheaper.
 # All budgets are tiny next to the 25,000 W1 ⊕ W2 iterations of the authors' repository, so read the numbers as "what each method gets
 # out of a few CPU seconds to a minute", not as converged results.
@@ -629,7 +630,7 @@ def train_fm_toy(coupling: str, toy: dict, n_iters: int, label: str) -> Method:
 # %%
 LABELS = {
     "paper": "W1⊕W2, paper preset",
-    "default": "W1⊕W2, FlowConfig()",
+    "straight": "W1⊕W2, straight recipe",
     "icfm": "I-CFM",
     "otcfm": "OT-CFM",
 }
@@ -637,7 +638,7 @@ methods: dict[str, dict[str, Method]] = {}
 for (name, toy), n_w, n_f in zip(toys.items(), w1w2_iters, fm_iters):
     configs = {
         "paper": FlowConfig.preset("paper_toy_highdim", n_iters=n_w, seed=seed, log_every=10),
-        "default": FlowConfig(n_iters=n_w, seed=seed, log_every=10),
+        "straight": FlowConfig.preset("lecture_toy_straight", n_iters=n_w, seed=seed, log_every=10),
     }
     assert all(c.batch_size == batch_size and c.prior == "gaussian" for c in configs.values())
     methods[name] = {key: train_w1w2(c, toy, LABELS[key]) for key, c in configs.items()}
@@ -691,7 +692,7 @@ rows = {
 
 # the step change of the W1 (+) W2 runs is exactly what diagnostics.discretization_gap computes
 for name, ms in methods.items():
-    for key in ("paper", "default"):
+    for key in ("paper", "straight"):
         r = ms[key].extra["result"]
         ref = diagnostics.discretization_gap(
             r.potential,
@@ -1091,7 +1092,7 @@ plt.show()
 # not. A last assertion re-reads every claimed winner from the table.
 
 # %%
-W1W2 = ("paper", "default")
+W1W2 = ("paper", "straight")
 
 
 def best(name: str, column: str) -> str:
@@ -1367,7 +1368,7 @@ if not SMOKE:
 # 4. **A common divergence for every sampler.** The W1 proximal compares singular measures. Fit a fresh Lipschitz
 #    discriminator (`proxflow_edu.course.discriminator.fit_discriminator`, $L=1$) between each method's $N=5$ samples and held-out
 #    data, and rank the four methods by the final $D^L_{\rm KL}$ estimate. Does the ranking agree with $W_2$/floor?
-# 5. **Equal budgets.** Give W1 ⊕ W2 (`FlowConfig()`) the same wall time as OT-CFM used (choose `n_iters` from the
+# 5. **Equal budgets.** Give W1 ⊕ W2 (the straight recipe) the same wall time as OT-CFM used (choose `n_iters` from the
 #    s/iter row) and, conversely, train OT-CFM for as long as the W1 ⊕ W2 run took. Which conclusions of section 9
 #    change?
 #
