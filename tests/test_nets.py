@@ -84,8 +84,9 @@ def test_mixed_precision_answers_in_float32_from_the_same_float32_weights() -> N
     assert low.dtype == low_grad.dtype == torch.float32
     assert 0 < (low - exact).norm() / exact.norm() < 0.03  # bf16 arithmetic: close, and not the fp32 numbers
     # grad_x of a ReLU/max-pool network is piecewise constant: bf16 rounding of the conv outputs moves some ReLU
-    # masks and pooling argmaxes, so the input gradient differs by ~15 % at initialisation (benchmarks/train_step.json
-    # compares the learning curves instead); a broken view (zeros, the wrong network) is off by ~100 %
+    # masks and pooling argmaxes, so the input gradient differs by ~15 % at initialisation
+    # (benchmarks/precision_curves.json compares the learning curves instead); a broken view (zeros, the wrong
+    # network) is off by ~100 %
     assert 0 < (low_grad - grad).norm() / grad.norm() < 0.3
     low_grad.pow(2).sum().backward()
     assert all(p.grad is None or p.grad.dtype == torch.float32 for p in u.parameters())
