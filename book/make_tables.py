@@ -47,7 +47,9 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "mnist.json": ("MNIST", "`python benchmarks/mnist_eval.py` on the checkpoints of `make train-mnist`"),
     "wellposed.json": ("Well-posed in practice: the ablation of the options (toys and MNIST)",
                        "`python benchmarks/wellposed.py --workers 2` and `python benchmarks/wellposed.py --mnist`"),
-    "mnist_gamma_sweep.json": ("MNIST: the gradient-penalty weight γ (the exploratory runs behind `cpu_mnist`)",
+    "mnist_gamma_sweep.json": ("MNIST: the gradient-penalty weight γ (the exploratory runs behind `cpu_mnist`; "
+                               "scored with the earlier classifier, which called noise confident: a record of what "
+                               "was tried, not a result)",
                                "`python benchmarks/mnist_gamma_sweep.py --runs ...`"),
 }
 # friendlier headings for common keys of the JSON files
