@@ -344,7 +344,7 @@ plt.show()
 # the per-particle ratio $\sum_n|\Delta^i_n|^2/(2h)\,\big/\,\big(|x^i_N-x^i_0|^2/(2T)\big)$.
 
 # %%
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5), layout="constrained")
 for variant, path in paths.items():
     cfg = configs[variant]
     steps = (path[1:] - path[:-1]).norm(dim=2)  # (N, M)
@@ -398,7 +398,7 @@ for variant, row in rows.items():
           f"{row['fit']:11.4f}")
 
 # %%
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5), layout="constrained")
 labels = ["KE$_h$", "chord energy", "$W_2^2(\\hat\\rho_0,\\hat\\rho_T)/2T$"]
 width = 0.38
 for k, (variant, row) in enumerate(rows.items()):

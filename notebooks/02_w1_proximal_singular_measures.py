@@ -294,7 +294,7 @@ def soft_penalty_figure(delta_s: float, gamma_s: float, ax=None):  # noqa: ANN00
     return fig
 
 
-axes = plotting.small_multiples(4, size=3.0)
+axes = plotting.small_multiples(4, size=3.4, ncols=2)
 for ax, (d_s, g_s) in zip(axes, [(delta, 0.1), (delta, 1.0), (2.0, 0.1), (2.0, 1.0)]):
     soft_penalty_figure(d_s, g_s, ax)
 plt.show()
@@ -355,7 +355,7 @@ for gamma in gp_weights:
     runs[f"GP, γ = {gamma:g}"] = (gamma, *fit_discriminator(gamma, disc_steps, f"γ = {gamma:g}"))
 
 # %%
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
 for name, (gamma, phi, log) in runs.items():
     ax1.plot(log["step"], log["dv"], label=name)
     ax2.plot(log["step"], log["grad_norm"], label=name)
@@ -374,7 +374,7 @@ plt.show()
 grid = torch.linspace(-2.5, 2.5, 121)
 gx, gy = torch.meshgrid(grid, torch.linspace(-0.5, 1.0, 61), indexing="xy")
 pts = torch.stack([gx.flatten(), gy.flatten()], dim=1).requires_grad_(True)
-fig, axes = plt.subplots(2, len(runs), figsize=(4.2 * len(runs), 6), layout="constrained")
+fig, axes = plt.subplots(len(runs), 2, figsize=(9, 2.9 * len(runs)), layout="constrained")
 for k, (name, (gamma, phi, log)) in enumerate(runs.items()):
     values = phi(pts)
     (grads,) = torch.autograd.grad(values.sum(), pts)
@@ -382,14 +382,14 @@ for k, (name, (gamma, phi, log)) in enumerate(runs.items()):
     gn = grads.norm(dim=1).reshape(gx.shape)
     panels = ((v, "φ(x) − mean", "coolwarm"), (gn, "|∇φ(x)|", "viridis"))
     for row, (field, label, cmap) in enumerate(panels):
-        ax = axes[row, k]
+        ax = axes[k, row]
         im = ax.pcolormesh(gx, gy, field, cmap=cmap, shading="auto")
         fig.colorbar(im, ax=ax, shrink=0.8, label=label)
         ax.plot([-2, 2], [0, 0], color="k", lw=2, label="data Q")
         ax.plot([-2, 2], [delta, delta], color="w" if row else "g", lw=2, ls="--",
                 label="generated P")
         ax.set(xlabel="$x_1$", ylabel="$x_2$", title=f"{name}: {label}")
-    axes[0, k].legend(fontsize=7, loc="lower right")
+    axes[k, 0].legend(fontsize=7, loc="lower right")
 fig.suptitle(f"Discriminators after {disc_steps} steps "
              f"(data on the $x_1$-axis, P at height δ = {delta:g})")
 plt.show()

@@ -314,7 +314,7 @@ print(table)  # the same table as plain text (survives any renderer)
 # off-plane coordinates are not shown here — see the histogram further down).
 
 # %%
-axes = plotting.small_multiples(len(dims) * len(variants), size=3.0, ncols=len(variants))
+axes = plotting.small_multiples(len(dims) * len(variants), size=3.2, ncols=2)
 for ax, (d, v) in zip(axes, jobs):
     s = rows[d, v]
     if torch.isfinite(s["xT"]).all():
@@ -339,11 +339,11 @@ plt.show()
 keys = [("divergence", "DV estimate of the terminal cost"),
         ("grad_norm_potential", "$|\\nabla_\\theta J_G|$"),
         ("kinetic_energy", "$\\mathrm{KE}_h$ (training batch)")]
-fig, axs = plt.subplots(len(dims), len(keys), figsize=(5.0 * len(keys), 3.4 * len(dims)),
+fig, axs = plt.subplots(len(keys), len(dims), figsize=(4.5 * len(dims), 3.2 * len(keys)),
                         squeeze=False, layout="constrained")
 for i, d in enumerate(dims):
     for j, (key, label) in enumerate(keys):
-        ax = axs[i, j]
+        ax = axs[j, i]
         plotting.plot_history({v: runs[d, v].history for v in variants}, key, ax=ax, logy=True,
                               title=f"{label}, $\\mathbb{{R}}^{{{d}}}$")
         for k, v in enumerate(variants):
@@ -390,7 +390,7 @@ if high:
 
 # %%
 d_show = dims[-1]
-axes = plotting.small_multiples(len(variants), size=3.2)
+axes = plotting.small_multiples(len(variants), size=3.2, ncols=2)
 for ax, v in zip(axes, variants):
     s = rows[d_show, v]
     if "gap_obj" not in s:
