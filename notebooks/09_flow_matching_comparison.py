@@ -111,7 +111,7 @@ display(Markdown(run_time_note("09_flow_matching_comparison")))
 # | kinetic energy | penalised, $\lambda\,\mathrm{KE}_h$ | only bounded by $\tfrac12\mathbb E\lvert x_1-x_0\rvert^2$ (independent pairs) | $\approx\frac12W_2^2$, minimal (up to minibatch bias) |
 # | end law | proximal: $\rho_T\approx\pi$ | $=\pi$ if $v_\theta=u_t$ | $=\pi$ if $v_\theta=u_t$ |
 # | data on a plane (singular $\pi$) | $D^L_{\rm KL}$ finite thanks to the W1 bound | no divergence needed | no divergence needed |
-# | a-posteriori certificate | HJ residual (43), terminal error (44) | none (the loss has an unknown floor) | none |
+# | a-posteriori check | HJ residual (43), terminal error (44) | no HJ residual (no potential), but the velocity-change / Burgers residual $Dv/Dt$ of notebook 08 applies to any field; the loss has an unknown floor | the same |
 #
 # ### The data plane, seen by flow matching
 # Our targets live on a plane $P=\mathrm{range}(B)$ in $\mathbb R^d$ (notebook 06). Write $x^\perp=x-BB^\top x$. Since
@@ -865,7 +865,11 @@ plt.show()
 # **A potential, and a certificate.** The W1 ⊕ W2 velocity is $-\nabla U/\lambda$, and $U$ should solve the HJ
 # equation; `diagnostics.hj_residual` (43) measures how far it is, along the generated paths (centred: $U$ is only
 # defined up to a function of $t$, notebook 03), on the scale $\lambda\,\mathrm{KE}_h$ of its second term. A flow-matching
-# field has no potential to test: nothing makes it a gradient. We measure that directly with the Jacobian
+# field has no potential to test: nothing in its training makes it a gradient (with a Gaussian prior and independent
+# pairs the exact I-CFM field *is* one, by Tweedie's formula, see the solution of exercise 1; a trained network need
+# not be). What does apply to any field is the straightness check of notebook 08, the material derivative
+# $Dv/Dt=\partial_tv+(v\cdot\nabla)v$ along the paths, which is zero for straight constant-speed paths. We measure
+# the gradient property directly with the Jacobian
 # $J=\partial v/\partial x$ at the points of the $N=5$ paths: a gradient field has a symmetric $J$ (the Hessian of $-U/\lambda$),
 # so $a=\overline{\|J-J^\top\|_F}\,/\,(2\,\overline{\|J\|_F})$ is $0$ for W1 ⊕ W2 up to round-off, and $1$ for a rotation.
 #
