@@ -173,7 +173,7 @@ for name in datasets + ([sweep_dataset] if sweep_dataset not in datasets else []
 d = dims[-1]
 B = embedding(d)
 x0 = torch.randn(n_eval, d, generator=torch.Generator().manual_seed(seed))
-axes = plotting.small_multiples(len(datasets) + 1, size=3.2)
+axes = plotting.small_multiples(len(datasets) + 1, size=3.2, ncols=2)
 for ax, name in zip(axes, datasets):
     y = test[name, d]
     z = project_to_plane(y)
@@ -271,9 +271,9 @@ display(Markdown("\n".join(lines)))
 # means the particles do not move along straight lines at constant speed.
 
 # %%
-fig, axs = plt.subplots(1, len(dims), figsize=(5.2 * len(dims), 3.6), squeeze=False,
+fig, axs = plt.subplots(len(dims), 1, figsize=(6.5, 3.6 * len(dims)), squeeze=False,
                         layout="constrained")
-for ax, d in zip(axs[0], dims):
+for ax, d in zip(axs[:, 0], dims):
     T, h = base.T, base.h
     ts = np.arange(round(T / h) + 1) * h
     for k_, name in enumerate(datasets):
@@ -322,7 +322,7 @@ print(f"W2(prior, data) = {w2_prior:.3f} in R^{sweep_dim} ({sweep_dataset}); noi
 quantities = [("ratio", "$W_2$ / noise floor"), ("off", "mean off-plane distance"),
               ("disp", "mean displacement $|x_T-x_0|$"), ("ke", "$\\mathrm{KE}_h$"),
               ("slope", "mean slope $|\\nabla\\varphi(x_N)|$")]
-fig, axs = plt.subplots(2, 3, figsize=(14, 8.4), layout="constrained")
+fig, axs = plt.subplots(3, 2, figsize=(9, 12.6), layout="constrained")
 for ax, (q, label) in zip(axs.flat, quantities):
     grid = np.array([[sweep[lam, L][1][q] for L in Ls] for lam in lams])
     im = ax.imshow(np.log10(grid), cmap="viridis", origin="lower")
