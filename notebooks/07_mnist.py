@@ -265,7 +265,7 @@ with torch.no_grad(), warnings.catch_warnings():
     warnings.simplefilter("ignore", DivergedRunWarning)
     for v, r in runs.items():
         samples[v] = r.sample(n_eval, seed=seed)  # h = 1, the training step
-axes = small_multiples(4, size=3.6)
+axes = small_multiples(4, size=3.6, ncols=2)
 scores = {}
 for ax, v in zip(axes, VARIANTS):
     x = samples[v].nan_to_num(0.0).clamp(0, 1)
@@ -485,7 +485,7 @@ with torch.no_grad():
         moved = (x_f - x0).flatten(1).norm(dim=1).mean()
         gaps[v] = dict(x_coarse=x_c, x_fine=x_f, rms=float((x_c - x_f).pow(2).mean().sqrt()),
                        mean_distance=float(dist), relative=float(dist / moved))
-axes = small_multiples(4, size=3.4)
+axes = small_multiples(4, size=3.4, ncols=2)
 k = min(20, n_fine)
 for i, (v, g) in enumerate(gaps.items()):
     image_grid(g["x_coarse"][:k].clamp(0, 1), nrow=min(10, k), ax=axes[2 * i],
