@@ -462,22 +462,6 @@ def test_page_in_browser(page: str, browser_context: Any, site: str) -> None:
         visit.close()
 
 
-# Pages whose notebook is still being fixed: the checks below stay as strict for them, only their failure is
-# expected (xfail, not strict: the mark does nothing once the page passes).
-# figures drawn wider than 930 px (being resized in the notebooks); as measured on the smoke build
-FIGURES_PENDING = {f"notebooks/{nb}": f"notebooks/{nb}.py" for nb in (
-    "01_w2_proximal_straight_lines", "02_w1_proximal_singular_measures", "05_ablation", "06_high_dim_manifolds",
-    "07_mnist")}
-# display(Markdown(...)) readings not tagged remove-input yet (tests/test_notebook_layout.py READINGS_PENDING)
-UNTAGGED_READINGS = {f"notebooks/{nb}": f"notebooks/{nb}.py" for nb in (
-    "01_w2_proximal_straight_lines", "05_ablation")}
-
-
-def _pending(pending: dict[str, str], why: str) -> list[Any]:
-    return [pytest.param(page, marks=pytest.mark.xfail(strict=False, reason=f"{pending[page]}: {why}"))
-            if page in pending else page for page in PAGES]
-
-
 def _layout(page: str, browser_context: Any, site: str) -> dict[str, Any]:
     """The layout test_page_in_browser measured on its visit, or (a test run alone) one visit of the page here."""
     if page not in _LAYOUTS:
@@ -490,7 +474,7 @@ def _layout(page: str, browser_context: Any, site: str) -> dict[str, Any]:
 
 
 @slow
-@pytest.mark.parametrize("page", _pending(FIGURES_PENDING, "figures drawn wider than 930 px, being resized"))
+@pytest.mark.parametrize("page", PAGES)
 def test_figures_not_shrunk(page: str, browser_context: Any, site: str) -> None:
     """Every output figure is shown at >= MIN_IMAGE_SCALE of the width it was drawn at (1366-px window, sidebars
     shown), so that its labels stay >= ~9 pt: figures are drawn at the size they are shown."""
@@ -499,7 +483,7 @@ def test_figures_not_shrunk(page: str, browser_context: Any, site: str) -> None:
 
 
 @slow
-@pytest.mark.parametrize("page", _pending(UNTAGGED_READINGS, "readings not tagged remove-input yet"))
+@pytest.mark.parametrize("page", PAGES)
 def test_readings_without_code(page: str, browser_context: Any, site: str) -> None:
     """A reading the notebook generates (``display(Markdown(...))``) is shown without the code that makes it: its
     cell is tagged ``remove-input``. A cell that also computes or draws only gets a warning."""
