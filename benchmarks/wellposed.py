@@ -166,18 +166,27 @@ def cell_means(records: list[dict[str, Any]], metric: str) -> dict[tuple[str, st
     return {k: statistics.fmean(v) for k, v in cells.items()}
 
 
-def choose_default(records: list[dict[str, Any]], reference: str = "paper") -> dict[str, Any]:
-    """Apply :data:`RULE` to the records of CHOICE_MANIFOLDS x CHOICE_DIMS; the chosen name and why."""
+def comparable(records: list[dict[str, Any]], reference: str) -> tuple[dict, dict, list, list[str]] | None:
+    """What both rules read from the records of CHOICE_MANIFOLDS x CHOICE_DIMS: the cell means of W2/floor at N = 5
+    and of KE/chord, the cells, and the candidates measured on every seed and cell the reference was (None while
+    the reference is not measured on every cell)."""
     rows = [r for r in records if r["dataset"] in CHOICE_MANIFOLDS]
-    w2, ke = cell_means(rows, "w2_floor_N5"), cell_means(rows, "ke_chord_Ntrain")
     cells = sorted({(r["dataset"], r["dim"]) for r in rows})
     seeds = {name: {(r["dataset"], r["dim"], r["seed"]) for r in rows if r["config"] == name} for name in
              {r["config"] for r in rows}}
     if {(d, k) for d, k, _ in seeds.get(reference, ())} != set(cells):
+        return None
+    names = sorted(n for n in seeds if seeds[n] >= seeds[reference])
+    return cell_means(rows, "w2_floor_N5"), cell_means(rows, "ke_chord_Ntrain"), cells, names
+
+
+def choose_default(records: list[dict[str, Any]], reference: str = "paper") -> dict[str, Any]:
+    """Apply :data:`RULE` to the records of CHOICE_MANIFOLDS x CHOICE_DIMS; the chosen name and why."""
+    compared = comparable(records, reference)
+    if compared is None:
         return {"rule": RULE, "reference": reference, "chosen": None, "options": None, "candidates": {},
                 "note": f"{reference} is not measured on every cell yet"}
-    # a candidate is compared only where it was measured on every seed and cell the reference was
-    names = sorted(n for n in seeds if seeds[n] >= seeds[reference])
+    w2, ke, cells, names = compared
     table = {}
     for name in names:
         worse = [f"{d} R^{k}" for d, k in cells if w2[(name, d, k)] > w2[(reference, d, k)]]
@@ -194,14 +203,10 @@ def choose_default(records: list[dict[str, Any]], reference: str = "paper") -> d
 
 def choose_recipe(records: list[dict[str, Any]], reference: str = "paper") -> dict[str, Any]:
     """Apply :data:`RECIPE_RULE`: the straightest candidate that fits as well as the reference on average."""
-    rows = [r for r in records if r["dataset"] in CHOICE_MANIFOLDS]
-    w2, ke = cell_means(rows, "w2_floor_N5"), cell_means(rows, "ke_chord_Ntrain")
-    cells = sorted({(r["dataset"], r["dim"]) for r in rows})
-    seeds = {name: {(r["dataset"], r["dim"], r["seed"]) for r in rows if r["config"] == name} for name in
-             {r["config"] for r in rows}}
-    if {(d, k) for d, k, _ in seeds.get(reference, ())} != set(cells):
+    compared = comparable(records, reference)
+    if compared is None:
         return {"rule": RECIPE_RULE, "reference": reference, "chosen": None, "options": None, "candidates": {}}
-    names = sorted(n for n in seeds if seeds[n] >= seeds[reference])  # measured on the reference's seeds
+    w2, ke, cells, names = compared
     table = {n: {"mean_w2_floor_N5": round(statistics.fmean(w2[(n, d, k)] for d, k in cells), 4),
                  "worst_ke_chord": round(max(ke[(n, d, k)] for d, k in cells), 4)} for n in names}
     fits = [n for n in names if n != reference
