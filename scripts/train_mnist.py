@@ -85,7 +85,9 @@ def diagnostics_callback(state: dict, snapshot_every: int = 100):  # noqa: ANN20
               f"classes {history['classifier_classes'][-1]:.0f} {result.wall_time:.0f} s", flush=True)
         run_dir = state.get("run_dir")
         if run_dir is not None and it > 0 and it % snapshot_every == 0:
-            checkpoint.save(result, run_dir, extra={"snapshot": True, "device": "cpu"})
+            facts = {"snapshot": True, "device": "cpu", "threads": torch.get_num_threads(),
+                     "precision": result.config.precision}
+            checkpoint.save(result, run_dir, extra=facts)
 
     return callback
 
